@@ -1,0 +1,1 @@
+"""What every nameko service of Conciliare is built from."""

@@ -1,0 +1,109 @@
+"""FastAPI dependencies: the RPC client, the identity store, the caller and its tenancy."""
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from gateway.errors import ProblemError
+from gateway.identity import IdentityStore
+from gateway.rpc import RpcClient
+from gateway.security import Principal, Role, read_token
+from gateway.settings import GatewaySettings, get_gateway_settings
+
+NOT_FOUND = ProblemError(404, "Risorsa non trovata", "Alleanza non trovata.")
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def get_rpc(request: Request) -> RpcClient:
+    client: RpcClient = request.app.state.rpc
+    return client
+
+
+def get_identity(request: Request) -> IdentityStore:
+    store: IdentityStore = request.app.state.identity
+    return store
+
+
+Rpc = Annotated[RpcClient, Depends(get_rpc)]
+Identity = Annotated[IdentityStore, Depends(get_identity)]
+Settings = Annotated[GatewaySettings, Depends(get_gateway_settings)]
+
+
+def current_principal(token: Annotated[str | None, Depends(_bearer)], settings: Settings) -> Principal:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not token:
+        raise ProblemError(
+            401, "Autenticazione richiesta", "Manca il token di accesso (Authorization: Bearer).", challenge
+        )
+    try:
+        return read_token(token, settings)
+    except jwt.ExpiredSignatureError:
+        raise ProblemError(401, "Autenticazione richiesta", "Il token di accesso è scaduto.", challenge) from None
+    except (jwt.InvalidTokenError, ValueError):
+        raise ProblemError(401, "Autenticazione richiesta", "Il token di accesso non è valido.", challenge) from None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_scope(scope: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """Dependency that admits only callers whose token carries ``scope``."""
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if scope not in principal.scopes:
+            raise ProblemError(403, "Operazione non consentita", f"Il token non ha l'autorizzazione '{scope}'.")
+        return principal
+
+    return dependency
+
+
+class Tenancy:
+    """What alliances the caller may see or change.
+
+    A caller that may not see an alliance gets 404, never 403: the existence of
+    another tenant's data is itself not disclosed.
+    """
+
+    def __init__(self, principal: Principal, rpc: RpcClient) -> None:
+        self.principal = principal
+        self.rpc = rpc
+        self._partner_alliances: list[str] | None = None
+
+    async def readable_alliances(self) -> list[str] | None:
+        """Alliance ids the caller may read; ``None`` means every alliance."""
+        role = self.principal.role
+        if role is Role.PLATFORM_ADMIN:
+            return None
+        if role is Role.ALLIANCE_MANAGER:
+            return list(self.principal.alliance_ids)
+        if role is Role.PARTNER_OPERATOR and self.principal.partner_id:
+            if self._partner_alliances is None:
+                # Membership is the partners service's data: asked live, so a
+                # withdrawn partner loses access at once, not at token expiry.
+                self._partner_alliances = await self.rpc.call(
+                    "partners", "alliances_of_partner", partner_id=self.principal.partner_id
+                )
+            return list(self._partner_alliances or [])
+        return []
+
+    async def ensure_readable(self, alliance_id: str) -> None:
+        readable = await self.readable_alliances()
+        if readable is not None and alliance_id not in readable:
+            raise NOT_FOUND
+
+    async def ensure_manageable(self, alliance_id: str) -> None:
+        """Only the platform admin and the alliance's own managers change an alliance."""
+        await self.ensure_readable(alliance_id)
+        if self.principal.role not in (Role.PLATFORM_ADMIN, Role.ALLIANCE_MANAGER):
+            raise ProblemError(403, "Operazione non consentita", "Solo lo staff dell'alleanza può modificarla.")
+
+
+def get_tenancy(principal: CurrentPrincipal, rpc: Rpc) -> Tenancy:
+    return Tenancy(principal, rpc)
+
+
+TenancyDep = Annotated[Tenancy, Depends(get_tenancy)]

@@ -1,0 +1,81 @@
+"""The gateway: the only HTTP entry of Conciliare."""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+from conciliare.settings import get_platform_settings
+from conciliare.tracing import configure_logging, setup_tracing
+from gateway.documents import DocumentStore
+from gateway.errors import install_error_handlers
+from gateway.identity import IdentityStore
+from gateway.routers import alliances, auth, health, partners, projects
+from gateway.rpc import RpcClient
+
+log = logging.getLogger("conciliare.gateway")
+
+DESCRIPTION = """
+API della piattaforma **Conciliare** per le alleanze locali di conciliazione vita-lavoro.
+
+Autenticazione: `POST /v1/auth/token` (OAuth2, grant `password` per lo staff e le famiglie,
+`client_credentials` per i gestionali delle cooperative), poi `Authorization: Bearer <token>`.
+Gli errori sono `application/problem+json` (RFC 9457). Ogni risposta porta `X-Trace-Id`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    platform = get_platform_settings()
+    rpc = RpcClient(platform.amqp_uri, platform.rpc_timeout_seconds)
+    # The broker may still be starting when the gateway does: wait for it a while.
+    async for attempt in AsyncRetrying(stop=stop_after_delay(30), wait=wait_exponential(max=3), reraise=True):
+        with attempt:
+            await rpc.connect()
+    identity = IdentityStore.connect(platform.mongo_uri, platform.database_name("gateway"))
+    await identity.ensure_indexes()
+    documents = DocumentStore(platform)
+    try:
+        await documents.ensure_bucket()
+    except Exception as exc:  # readiness reports it; the API can still serve the rest
+        log.warning("object storage not reachable at start: %s", type(exc).__name__)
+    app.state.rpc, app.state.identity, app.state.documents = rpc, identity, documents
+    try:
+        yield
+    finally:
+        await rpc.close()
+        await identity.close()
+
+
+def create_app() -> FastAPI:
+    configure_logging()
+    setup_tracing("gateway")
+    app = FastAPI(
+        title="Conciliare API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    for module in (auth, health, alliances, partners, projects):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def trace_id_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            response.headers["X-Trace-Id"] = format(context.trace_id, "032x")
+        return response
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/v1/health")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,109 @@
+"""Alliances and their members."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+
+from conciliare.contracts.partners import MembershipRole, MembershipStatus
+from gateway.deps import NOT_FOUND, Rpc, TenancyDep, require_scope
+from gateway.errors import ProblemError
+from gateway.schemas.alliances import (
+    AllianceCreate,
+    AllianceOut,
+    AlliancePage,
+    MemberAdd,
+    MemberOut,
+    MemberPage,
+    MemberStatusChange,
+    MemberTargetStatus,
+)
+from gateway.schemas.common import PaginationDep
+from gateway.security import Role
+
+router = APIRouter(prefix="/v1/alliances", tags=["alliances"])
+
+CanRead = Depends(require_scope("alliances:read"))
+CanWrite = Depends(require_scope("alliances:write"))
+
+
+@router.get("", response_model=AlliancePage, dependencies=[CanRead], summary="Alleanze visibili")
+async def list_alliances(rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> Any:
+    readable = await tenancy.readable_alliances()
+    return await rpc.call("partners", "list_alliances", alliance_ids=readable, page=page.model_dump())
+
+
+@router.post(
+    "",
+    response_model=AllianceOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanWrite],
+    summary="Crea un'alleanza (operatore regionale)",
+)
+async def create_alliance(body: AllianceCreate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    if tenancy.principal.role is not Role.PLATFORM_ADMIN:
+        raise ProblemError(403, "Operazione non consentita", "Solo l'operatore regionale crea nuove alleanze.")
+    return await rpc.call("partners", "create_alliance", payload=body.model_dump(mode="json"))
+
+
+@router.get("/{alliance_id}", response_model=AllianceOut, dependencies=[CanRead], summary="Un'alleanza")
+async def get_alliance(alliance_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    await tenancy.ensure_readable(alliance_id)
+    return await rpc.call("partners", "get_alliance", alliance_id=alliance_id)
+
+
+@router.get("/{alliance_id}/members", response_model=MemberPage, dependencies=[CanRead], summary="Membri dell'alleanza")
+async def list_members(
+    alliance_id: str,
+    rpc: Rpc,
+    tenancy: TenancyDep,
+    page: PaginationDep,
+    member_status: Annotated[MembershipStatus | None, Query(alias="status")] = None,
+    role: MembershipRole | None = None,
+) -> Any:
+    await tenancy.ensure_readable(alliance_id)
+    query = {"status": member_status, "role": role, **page.model_dump()}
+    return await rpc.call("partners", "list_members", alliance_id=alliance_id, query=query)
+
+
+@router.post(
+    "/{alliance_id}/members",
+    response_model=MemberOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanWrite],
+    summary="Aggiungi un partner all'alleanza",
+)
+async def add_member(alliance_id: str, body: MemberAdd, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    await tenancy.ensure_manageable(alliance_id)
+    return await rpc.call("partners", "add_member", alliance_id=alliance_id, payload=body.model_dump(mode="json"))
+
+
+@router.get(
+    "/{alliance_id}/members/{partner_id}",
+    response_model=MemberOut,
+    dependencies=[CanRead],
+    summary="Un membro dell'alleanza",
+)
+async def get_member(alliance_id: str, partner_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    await tenancy.ensure_readable(alliance_id)
+    check = await rpc.call("partners", "membership_of", alliance_id=alliance_id, partner_id=partner_id)
+    if check["status"] is None:
+        raise ProblemError(404, "Risorsa non trovata", "Il partner non è membro di questa alleanza.")
+    members = await rpc.call("partners", "list_members", alliance_id=alliance_id, query={"limit": 200, "offset": 0})
+    for member in members["items"]:
+        if member["partner"]["id"] == partner_id:
+            return member
+    raise NOT_FOUND
+
+
+@router.patch(
+    "/{alliance_id}/members/{partner_id}",
+    response_model=MemberOut,
+    dependencies=[CanWrite],
+    summary="Formalizza l'adesione o registra il recesso",
+)
+async def change_member(
+    alliance_id: str, partner_id: str, body: MemberStatusChange, rpc: Rpc, tenancy: TenancyDep
+) -> Any:
+    await tenancy.ensure_manageable(alliance_id)
+    method = "formalize_member" if body.status is MemberTargetStatus.FORMALIZED else "withdraw_member"
+    return await rpc.call("partners", method, alliance_id=alliance_id, partner_id=partner_id)

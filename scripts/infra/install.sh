@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Install/build the four infrastructure servers natively, once per machine.
+#
+#   RabbitMQ  Debian package rabbitmq-server (+ bundled management plugin)
+#   FerretDB  built from its Go module (MongoDB wire protocol, SQLite backend)
+#   MinIO     `go install github.com/minio/minio@<pinned pseudo-version>`
+#   Zipkin    zipkin-server exec jar from Maven Central
+#
+# Binaries are cached outside the repo in $CONCILIARE_CACHE (default
+# ~/.cache/conciliare), one directory per server+version. A directory is only
+# considered cached once it contains a ".verified" marker, written after the
+# binary was built AND smoke-tested, so an interrupted build is simply redone.
+# Re-running is cheap: every cached server is reported and skipped.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export DEBIAN_FRONTEND=noninteractive
+mkdir -p "$CONCILIARE_CACHE"
+
+# run_step SERVER STEP LOG CMD...: run CMD with output appended to LOG; on
+# failure say which step failed, show the log tail and exit non-zero.
+run_step() {
+    local server="$1" step="$2" log="$3"; shift 3
+    printf -- '--- %s: %s\n' "$step" "$*" >>"$log"
+    local rc=0
+    "$@" >>"$log" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        printf '==> [%s] FAILED at step "%s" (exit %s). Full log: %s\n' "$server" "$step" "$rc" "$log" >&2
+        tail_log "$log" 30
+        exit 1
+    fi
+}
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+# free_port: an unused loopback TCP port for smoke tests.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_healthy SECONDS PID CMD...: poll CMD until it succeeds; fail if PID dies.
+wait_healthy() {
+    local deadline=$((SECONDS + $1)) pid="$2"; shift 2
+    until "$@" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || { echo "process $pid exited before becoming healthy"; return 1; }
+        ((SECONDS < deadline)) || { echo "not healthy after timeout"; return 1; }
+        sleep 0.5
+    done
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+apt_install() {
+    # Waits up to 10 min for another apt/dpkg run to release its lock instead of failing.
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"
+}
+
+# ---------------------------------------------------------------------------
+# Tools needed to build (Go, Java 17, Maven) and by the other scripts.
+# ---------------------------------------------------------------------------
+check_tools() {
+    local missing=()
+    need_cmd python3 || missing+=(python3)
+    need_cmd curl || missing+=(curl)
+    need_cmd ss || missing+=(iproute2)
+    need_cmd java || missing+=(openjdk-17-jre-headless)
+    need_cmd mvn || missing+=(maven)
+    if ((${#missing[@]})); then
+        [[ $(id -u) -eq 0 ]] || die tools "missing ${missing[*]} and not root; install them with apt-get"
+        local log="$CONCILIARE_CACHE/apt-tools.log"
+        say tools "installing ${missing[*]} with apt-get"
+        run_step tools "apt-get update" "$log" apt-get -o DPkg::Lock::Timeout=600 update
+        run_step tools "apt-get install ${missing[*]}" "$log" apt_install "${missing[@]}"
+    fi
+    # Debian's golang package is too old for MinIO; we expect a recent Go on PATH.
+    need_cmd go || die tools "Go not found on PATH (need Go >= 1.24, e.g. /usr/local/go/bin)"
+    local gov
+    gov="$(go env GOVERSION)"
+    [[ "$(printf '%s\n' go1.24 "$gov" | sort -V | head -n1)" == go1.24 ]] ||
+        die tools "Go $gov is too old (MinIO needs >= go1.24)"
+    # Zipkin 3.x needs Java 17+.
+    local jv
+    jv="$(java -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ {print $2}')"
+    [[ "${jv%%.*}" -ge 17 ]] 2>/dev/null || die tools "Java $jv found; Zipkin 3 needs Java 17+"
+}
+
+# ---------------------------------------------------------------------------
+# RabbitMQ (Debian package). Not started here: start.sh runs our own node.
+# ---------------------------------------------------------------------------
+install_rabbitmq() {
+    local log="$CONCILIARE_CACHE/rabbitmq-apt.log"
+    if dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null | grep -q 'install ok installed'; then
+        say rabbitmq "cached: Debian package $(dpkg-query -W -f='${Version}' rabbitmq-server) already installed"
+    else
+        [[ $(id -u) -eq 0 ]] || die rabbitmq "package rabbitmq-server not installed and not root (run: sudo apt-get install rabbitmq-server)"
+        say rabbitmq "installing Debian package rabbitmq-server (first time, ~1 min)"
+        : >"$log"
+        run_step rabbitmq "apt-get update" "$log" apt-get -o DPkg::Lock::Timeout=600 update
+        run_step rabbitmq "apt-get install rabbitmq-server" "$log" apt_install rabbitmq-server
+        say rabbitmq "installed $(dpkg-query -W -f='${Version}' rabbitmq-server)"
+    fi
+    [[ -x "$RABBITMQ_LIBBIN/rabbitmq-server" ]] || die rabbitmq "$RABBITMQ_LIBBIN/rabbitmq-server missing; package layout unexpected"
+    # The management plugin ships inside the Debian package (start.sh enables it).
+    compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_management-*" >/dev/null ||
+        die rabbitmq "rabbitmq_management plugin not found in the Debian package"
+}
+
+# ---------------------------------------------------------------------------
+# FerretDB: copy the module source, add the version files the binary embeds,
+# go build ./cmd/ferretdb, then check it serves a MongoDB ping on SQLite.
+# ---------------------------------------------------------------------------
+install_ferretdb() {
+    local dir="${FERRETDB_BIN%/*}" log
+    if [[ -x "$FERRETDB_BIN" && -f "$dir/.verified" ]]; then
+        say ferretdb "cached: $FERRETDB_BIN"
+        return
+    fi
+    say ferretdb "building $FERRETDB_VERSION (first time, ~3 min)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    log="$dir/build.log"
+    : >"$log"
+
+    # `go mod download` of the exact version works through the module proxy
+    # (listing versions with @latest does not, here).
+    run_step ferretdb "go mod download" "$log" \
+        sh -c "go mod download -json github.com/FerretDB/FerretDB@$FERRETDB_VERSION > '$dir/module.json'"
+    local moddir commit
+    moddir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$dir/module.json")"
+    commit="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Origin",{}).get("Hash",""))' "$dir/module.json")"
+
+    # The module cache is read-only: build from a writable copy.
+    run_step ferretdb "copy module source" "$log" cp -r "$moddir" "$dir/src"
+    chmod -R u+w "$dir/src"
+    # build/version/*.txt are generated from git by FerretDB's Taskfile and are
+    # not in the module. version.txt is required (the binary panics at start
+    # without a "v..." version); commit.txt/package.txt are optional but make
+    # `ferretdb --version` truthful. branch.txt is left out ("unknown").
+    printf '%s' "$FERRETDB_VERSION" >"$dir/src/build/version/version.txt"
+    if [[ -n "$commit" ]]; then printf '%s' "$commit" >"$dir/src/build/version/commit.txt"; fi
+    printf '%s' "source" >"$dir/src/build/version/package.txt"
+
+    # -buildvcs=false: the copy is not a git checkout.
+    run_step ferretdb "go build ./cmd/ferretdb" "$log" \
+        sh -c "cd '$dir/src' && go build -buildvcs=false -trimpath -o '$FERRETDB_BIN' ./cmd/ferretdb"
+    rm -rf "$dir/src"
+
+    run_step ferretdb "ferretdb --version" "$log" "$FERRETDB_BIN" --version
+    grep -q "version: $FERRETDB_VERSION" "$log" || die ferretdb "built binary does not report $FERRETDB_VERSION (see $log)"
+
+    # Smoke test: SQLite backend in a scratch dir, answer a wire-protocol ping.
+    local tmp port pid
+    tmp="$(mktemp -d)"; port="$(free_port)"
+    "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$tmp/" --state-dir="$tmp" \
+        --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable >"$tmp/ferretdb.log" 2>&1 &
+    pid=$!
+    if ! wait_healthy 30 "$pid" python3 "$PROBE" mongo 127.0.0.1 "$port" >>"$log"; then
+        stop_pid "$pid"
+        cat "$tmp/ferretdb.log" >>"$log"; rm -rf "$tmp"
+        die ferretdb "smoke test failed: no MongoDB ping answer (see $log)"
+    fi
+    stop_pid "$pid"; rm -rf "$tmp"
+
+    touch "$dir/.verified"
+    say ferretdb "built and verified: $FERRETDB_BIN"
+}
+
+# ---------------------------------------------------------------------------
+# MinIO: MinIO's documented community install, `go install`, with GOBIN in the cache.
+# ---------------------------------------------------------------------------
+install_minio() {
+    local dir="${MINIO_BIN%/*}" log
+    if [[ -x "$MINIO_BIN" && -f "$dir/.verified" ]]; then
+        say minio "cached: $MINIO_BIN"
+        return
+    fi
+    say minio "building $MINIO_VERSION with go install (first time, ~5-8 min on 2 cores)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    log="$dir/build.log"
+    : >"$log"
+    run_step minio "go install github.com/minio/minio@$MINIO_VERSION" "$log" \
+        env GOBIN="$dir" go install -trimpath "github.com/minio/minio@$MINIO_VERSION"
+    run_step minio "minio --version" "$log" "$MINIO_BIN" --version
+
+    # Smoke test: serve a scratch dir and answer the liveness probe.
+    local tmp port cport pid
+    tmp="$(mktemp -d)"; port="$(free_port)"; cport="$(free_port)"
+    MINIO_ROOT_USER=smoketest MINIO_ROOT_PASSWORD=smoketest-secret \
+        "$MINIO_BIN" server --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
+        --certs-dir "$tmp/certs" "$tmp/data" >"$tmp/minio.log" 2>&1 &
+    pid=$!
+    if ! wait_healthy 60 "$pid" curl -fsS -o /dev/null "http://127.0.0.1:$port/minio/health/live" >>"$log"; then
+        stop_pid "$pid"
+        cat "$tmp/minio.log" >>"$log"; rm -rf "$tmp"
+        die minio "smoke test failed: /minio/health/live never answered (see $log)"
+    fi
+    stop_pid "$pid"; rm -rf "$tmp"
+
+    touch "$dir/.verified"
+    say minio "built and verified: $MINIO_BIN"
+}
+
+# ---------------------------------------------------------------------------
+# Zipkin: the self-contained exec jar from Maven Central.
+# ---------------------------------------------------------------------------
+install_zipkin() {
+    local dir="${ZIPKIN_JAR%/*}" log
+    if [[ -s "$ZIPKIN_JAR" && -f "$dir/.verified" ]]; then
+        say zipkin "cached: $ZIPKIN_JAR"
+        return
+    fi
+    say zipkin "downloading zipkin-server $ZIPKIN_VERSION exec jar from Maven Central (first time, ~1 min)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    log="$dir/build.log"
+    : >"$log"
+    # A throwaway local repository, so the 130 MB jar isn't also kept in ~/.m2.
+    run_step zipkin "mvn dependency:copy io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec" "$log" \
+        mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$dir/m2" dependency:copy \
+        -Dartifact="io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec" -DoutputDirectory="$dir"
+    rm -rf "$dir/m2"
+    mv "$dir/zipkin-server-$ZIPKIN_VERSION-exec.jar" "$ZIPKIN_JAR"
+
+    # Smoke test: starts on this Java and reports /health UP (~10 s).
+    local tmp port pid
+    tmp="$(mktemp -d)"; port="$(free_port)"
+    java -jar "$ZIPKIN_JAR" "--armeria.ports[0].port=$port" "--armeria.ports[0].ip=127.0.0.1" \
+        "--armeria.ports[0].protocols[0]=http" >"$tmp/zipkin.log" 2>&1 &
+    pid=$!
+    if ! wait_healthy 120 "$pid" curl -fsS -o /dev/null "http://127.0.0.1:$port/health" >>"$log"; then
+        stop_pid "$pid"
+        cat "$tmp/zipkin.log" >>"$log"; rm -rf "$tmp"
+        die zipkin "smoke test failed: /health never answered (see $log)"
+    fi
+    stop_pid "$pid"; rm -rf "$tmp"
+
+    touch "$dir/.verified"
+    say zipkin "downloaded and verified: $ZIPKIN_JAR"
+}
+
+check_tools
+install_rabbitmq
+install_ferretdb
+install_minio
+install_zipkin
+say all "installed; cache: $CONCILIARE_CACHE"

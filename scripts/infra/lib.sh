@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Shared settings and helpers for the native (no-Docker) infrastructure scripts.
+# Sourced by install.sh, start.sh, stop.sh and status.sh; not meant to be run.
+
+INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROBE="$INFRA_DIR/probe.py"
+
+# --- Where things live (outside the repo, shared by all checkouts) -----------
+CONCILIARE_CACHE="${CONCILIARE_CACHE:-$HOME/.cache/conciliare}"   # built binaries, keyed by version
+CONCILIARE_STATE="${CONCILIARE_STATE:-$HOME/.local/state/conciliare}"  # data, logs, pids
+
+# --- Pinned versions (the cache key: bump one and install.sh rebuilds it) -----
+FERRETDB_VERSION="v1.24.0"
+# What `go install github.com/minio/minio@latest` resolved to on 2026-02-12;
+# pinned so the cache key (and the binary) is stable.
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+# Newest Zipkin 3.x on Maven Central; 3.x needs Java 17+.
+ZIPKIN_VERSION="3.6.1"
+
+FERRETDB_BIN="$CONCILIARE_CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
+MINIO_BIN="$CONCILIARE_CACHE/minio-$MINIO_VERSION/minio"
+ZIPKIN_JAR="$CONCILIARE_CACHE/zipkin-$ZIPKIN_VERSION/zipkin.jar"
+RABBITMQ_LIBBIN="/usr/lib/rabbitmq/bin"   # Debian's real scripts (not the /usr/sbin su wrappers)
+
+# --- Ports (loopback only) ----------------------------------------------------
+HOST="127.0.0.1"
+AMQP_PORT="${CONCILIARE_AMQP_PORT:-5672}"
+RABBITMQ_MGMT_PORT="${CONCILIARE_RABBITMQ_MGMT_PORT:-15672}"
+RABBITMQ_DIST_PORT="${CONCILIARE_RABBITMQ_DIST_PORT:-25672}"   # Erlang distribution (rabbitmqctl)
+MONGO_PORT="${CONCILIARE_MONGO_PORT:-27017}"
+MINIO_PORT="${CONCILIARE_MINIO_PORT:-9000}"
+MINIO_CONSOLE_PORT="${CONCILIARE_MINIO_CONSOLE_PORT:-9001}"
+ZIPKIN_PORT="${CONCILIARE_ZIPKIN_PORT:-9411}"
+
+RABBITMQ_NODE="${CONCILIARE_RABBITMQ_NODENAME:-conciliare@localhost}"
+MINIO_ROOT_USER="${MINIO_ROOT_USER:-conciliare}"
+MINIO_ROOT_PASSWORD="${MINIO_ROOT_PASSWORD:-conciliare-secret}"
+
+# --- Output helpers -------------------------------------------------------------
+say()  { printf '==> [%s] %s\n' "$1" "$2"; }
+warn() { printf '==> [%s] WARNING: %s\n' "$1" "$2" >&2; }
+die()  { printf '==> [%s] ERROR: %s\n' "$1" "$2" >&2; exit 1; }
+
+# tail_log FILE: last lines of a log, indented, for error messages.
+tail_log() {
+    if [[ -s "$1" ]]; then
+        printf -- '---- last lines of %s ----\n' "$1" >&2
+        tail -n "${2:-25}" "$1" | sed 's/^/    /' >&2
+        printf -- '----\n' >&2
+    else
+        printf '    (log %s is empty or missing)\n' "$1" >&2
+    fi
+}
+
+# --- Process helpers -------------------------------------------------------------
+# read_pid FILE: print the pid stored in FILE if that process is alive.
+read_pid() {
+    local pid
+    [[ -f "$1" ]] || return 1
+    pid="$(tr -dc '0-9' < "$1")"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+# port_owner PORT: "pid/command" of whatever listens on PORT (best effort, may be empty).
+port_owner() {
+    ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 | {
+        read -r pid || exit 0
+        echo "$pid/$(ps -o comm= -p "$pid" 2>/dev/null) (user $(ps -o user= -p "$pid" 2>/dev/null))"
+    }
+}
+
+port_open() { python3 "$PROBE" port "$HOST" "$1" 2>/dev/null; }
+
+# --- Health checks (quiet; exit 0 = healthy) ---------------------------------------
+health_rabbitmq() {
+    python3 "$PROBE" amqp "$HOST" "$AMQP_PORT" 2>/dev/null &&
+        curl -fsS -m 3 -o /dev/null -u guest:guest "http://$HOST:$RABBITMQ_MGMT_PORT/api/overview" 2>/dev/null
+}
+health_ferretdb() { python3 "$PROBE" mongo "$HOST" "$MONGO_PORT" 2>/dev/null; }
+health_minio()    { curl -fsS -m 3 -o /dev/null "http://$HOST:$MINIO_PORT/minio/health/live" 2>/dev/null; }
+health_zipkin()   { curl -fsS -m 3 -o /dev/null "http://$HOST:$ZIPKIN_PORT/health" 2>/dev/null; }
+
+# --- RabbitMQ: environment for *our* node ------------------------------------------
+# Everything the node writes goes under $CONCILIARE_STATE/rabbitmq, and the CLI
+# tools (rabbitmqctl) get the same variables so they talk to our node only.
+rabbitmq_env() {
+    local d="$CONCILIARE_STATE/rabbitmq"
+    export RABBITMQ_NODENAME="$RABBITMQ_NODE"
+    export RABBITMQ_NODE_IP_ADDRESS="$HOST"
+    export RABBITMQ_NODE_PORT="$AMQP_PORT"
+    export RABBITMQ_DIST_PORT
+    export RABBITMQ_MNESIA_BASE="$d/mnesia"
+    export RABBITMQ_LOG_BASE="$d/log"
+    export RABBITMQ_PID_FILE="$d/rabbitmq.pid"
+    export RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins"
+    export RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf"
+    export RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config"
+    # Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf can't change our node.
+    export RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf"
+    # Any epmd that Erlang starts for us listens on loopback only.
+    export ERL_EPMD_ADDRESS="$HOST"
+}
+
+rabbitmqctl_ours() { (rabbitmq_env; "$RABBITMQ_LIBBIN/rabbitmqctl" -n "$RABBITMQ_NODE" "$@"); }

@@ -1,0 +1,157 @@
+"""Partners service: alliances, partners, memberships and projects (entrypoints only)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from nameko.events import EventDispatcher
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from conciliare.chassis.validation import dump, parse
+from conciliare.contracts.common import PageRequest, utc_now
+from conciliare.contracts.partners import (
+    AllianceCreate,
+    MemberAdd,
+    MemberQuery,
+    PartnerCreate,
+    PartnerQuery,
+    ProjectSpec,
+)
+from conciliare.errors import DomainError
+from conciliare.tracing import instrument_nameko, setup_tracing
+from services.partners import usecases
+from services.partners.dependencies import PartnersStore
+from services.partners.repository import PartnersRepository
+
+setup_tracing("partners-service")
+instrument_nameko()
+
+domain_rpc = rpc(expected_exceptions=DomainError)
+
+
+class PartnersService:
+    name = "partners"
+
+    # Typed as what a worker receives: the provider hands each worker a repository.
+    store: PartnersRepository = PartnersStore()
+    dispatch: Callable[[str, dict[str, Any]], None] = EventDispatcher()
+
+    def _publish(self) -> None:
+        self.store.outbox.publish_pending(self.dispatch)
+
+    @timer(interval=2)
+    def relay_outbox(self) -> None:
+        """Publish events a crash left in an outbox."""
+        self._publish()
+
+    @domain_rpc
+    def ping(self) -> str:
+        """Readiness probe: answers once the service and its database are up."""
+        self.store.db.command("ping")
+        return "pong"
+
+    # --- partners ---------------------------------------------------------
+
+    @domain_rpc
+    def register_partner(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Register an organisation (Comune, cooperativa, ...) on the platform."""
+        return dump(usecases.register_partner(self.store, parse(PartnerCreate, payload), utc_now()))
+
+    @domain_rpc
+    def get_partner(self, partner_id: str) -> dict[str, Any]:
+        """One partner by id."""
+        return dump(usecases.get_partner(self.store, partner_id))
+
+    @domain_rpc
+    def list_partners(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Partners filtered by alliance, kind, tax code or name, paginated."""
+        return dump(usecases.list_partners(self.store, parse(PartnerQuery, query)))
+
+    # --- alliances ----------------------------------------------------------
+
+    @domain_rpc
+    def create_alliance(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create an alliance with its territory and its capofila."""
+        result = usecases.create_alliance(self.store, parse(AllianceCreate, payload), utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def get_alliance(self, alliance_id: str) -> dict[str, Any]:
+        """One alliance by id."""
+        return dump(usecases.get_alliance(self.store, alliance_id))
+
+    @domain_rpc
+    def list_alliances(self, alliance_ids: list[str] | None, page: dict[str, Any]) -> dict[str, Any]:
+        """Alliances (all, or only ``alliance_ids``), ordered by code."""
+        request = parse(PageRequest, page)
+        return dump(usecases.list_alliances(self.store, alliance_ids, request.limit, request.offset))
+
+    @domain_rpc
+    def alliances_of_partner(self, partner_id: str) -> list[str]:
+        """Ids of the alliances a partner currently belongs to (pending or formalized)."""
+        return usecases.alliances_of_partner(self.store, partner_id)
+
+    @domain_rpc
+    def list_members(self, alliance_id: str, query: dict[str, Any]) -> dict[str, Any]:
+        """Members of an alliance with their partner record, capofila first."""
+        return dump(usecases.list_members(self.store, alliance_id, parse(MemberQuery, query)))
+
+    @domain_rpc
+    def add_member(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Add a partner to an alliance (pending until formalized)."""
+        result = usecases.add_member(self.store, alliance_id, parse(MemberAdd, payload), utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def formalize_member(self, alliance_id: str, partner_id: str) -> dict[str, Any]:
+        """Formalize a pending adhesion."""
+        result = usecases.formalize_member(self.store, alliance_id, partner_id, utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def withdraw_member(self, alliance_id: str, partner_id: str) -> dict[str, Any]:
+        """Record that a partner left the alliance."""
+        result = usecases.withdraw_member(self.store, alliance_id, partner_id, utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def membership_of(self, alliance_id: str, partner_id: str) -> dict[str, Any]:
+        """Role and status of a partner in an alliance (for other services' checks)."""
+        return dump(usecases.membership_of(self.store, alliance_id, partner_id))
+
+    @domain_rpc
+    def alliance_territory(self, alliance_id: str) -> dict[str, Any]:
+        """Comuni and formalized partners of an alliance (for eligibility rules)."""
+        return dump(usecases.alliance_territory(self.store, alliance_id))
+
+    # --- projects -------------------------------------------------------------
+
+    @domain_rpc
+    def create_project(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create a project whose budget adds up."""
+        result = usecases.create_project(self.store, alliance_id, parse(ProjectSpec, payload), utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def update_project(self, alliance_id: str, project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Replace a project's data; the budget must still add up."""
+        spec = parse(ProjectSpec, payload)
+        result = usecases.update_project(self.store, alliance_id, project_id, spec, utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def get_project(self, alliance_id: str, project_id: str) -> dict[str, Any]:
+        """One project of an alliance."""
+        return dump(usecases.get_project(self.store, alliance_id, project_id))
+
+    @domain_rpc
+    def list_projects(self, alliance_id: str, page: dict[str, Any]) -> dict[str, Any]:
+        """Projects of an alliance, oldest first."""
+        request = parse(PageRequest, page)
+        return dump(usecases.list_projects(self.store, alliance_id, request.limit, request.offset))

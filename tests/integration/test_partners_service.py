@@ -1,0 +1,173 @@
+"""Interface tests of the partners service: a real container on RabbitMQ and FerretDB."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from nameko.events import event_handler
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ServiceRpcClient
+from nameko.testing.services import entrypoint_waiter
+
+from conciliare.demo.data import CASTELLANZA, PARTNER_BY_KEY
+from services.partners.service import PartnersService
+
+pytestmark = pytest.mark.integration
+
+
+class EventRecorder:
+    """A consumer of the partners service's events, as another service would be."""
+
+    name = "event_recorder"
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    @event_handler("partners", "alliance.created")
+    def on_alliance_created(self, payload: dict[str, Any]) -> None:
+        EventRecorder.received.append(("alliance.created", payload))
+
+    @event_handler("partners", "membership.changed")
+    def on_membership_changed(self, payload: dict[str, Any]) -> None:
+        EventRecorder.received.append(("membership.changed", payload))
+
+    @event_handler("partners", "project.created")
+    def on_project_created(self, payload: dict[str, Any]) -> None:
+        EventRecorder.received.append(("project.created", payload))
+
+
+@pytest.fixture
+def config(rabbit_config: dict[str, Any], fresh_database: str) -> dict[str, Any]:
+    return {**rabbit_config, "MONGO_DATABASE": fresh_database}
+
+
+@pytest.fixture
+def partners(container_factory: Any, config: dict[str, Any]) -> Iterator[Any]:
+    container = container_factory(PartnersService, config)
+    container.start()
+    with ServiceRpcClient("partners") as client:
+        yield client
+
+
+@pytest.fixture
+def recorder(container_factory: Any, config: dict[str, Any]) -> Any:
+    EventRecorder.received = []
+    container = container_factory(EventRecorder, config)
+    container.start()
+    return container
+
+
+def register(partners: Any, key: str) -> dict[str, Any]:
+    demo = PARTNER_BY_KEY[key]
+    return dict(
+        partners.register_partner(
+            payload={"kind": demo.kind, "name": demo.name, "tax_code": demo.tax_code, "comune_istat": demo.comune_istat}
+        )
+    )
+
+
+def error_type(exc: RemoteError) -> str:
+    return str(exc.exc_type)
+
+
+def test_register_partner_and_refuse_duplicate_tax_code(partners: Any) -> None:
+    created = register(partners, "coop_totem")
+    assert created["comune_name"] == "Castellanza"
+    with pytest.raises(RemoteError) as raised:
+        register(partners, "coop_totem")
+    assert error_type(raised.value) == "Conflict"
+    page = partners.list_partners(query={"tax_code": created["tax_code"]})
+    assert page["total"] == 1
+
+
+def test_invalid_partner_is_not_stored(partners: Any) -> None:
+    with pytest.raises(RemoteError) as raised:
+        partners.register_partner(
+            payload={"kind": "cooperativa", "name": "Coop X", "tax_code": "12345678901", "comune_istat": "012042"}
+        )
+    assert error_type(raised.value) == "ValidationFailed"
+    assert partners.list_partners(query={})["total"] == 0
+
+
+def test_alliance_with_members_emits_events(partners: Any, recorder: Any) -> None:
+    capofila = register(partners, "asc_medio_olona")
+    marnate = register(partners, "comune_marnate")
+    il_seme = register(partners, "coop_il_seme")
+    payload = {
+        "code": "CASTELLANZA",
+        "name": CASTELLANZA.name,
+        "ambiti": [{"name": n, "comuni_istat": c} for n, c in CASTELLANZA.ambiti],
+        "capofila_partner_id": capofila["id"],
+    }
+    with entrypoint_waiter(recorder, "on_alliance_created", timeout=10):
+        alliance = partners.create_alliance(payload=payload)
+    assert alliance["member_count"] == 1 and len(alliance["ambiti"]) == 2
+
+    with entrypoint_waiter(
+        recorder, "on_membership_changed", timeout=10, callback=lambda wr: wr.args[0]["partner_id"] == il_seme["id"]
+    ):
+        partners.add_member(alliance_id=alliance["id"], payload={"partner_id": marnate["id"], "status": "formalized"})
+        partners.add_member(alliance_id=alliance["id"], payload={"partner_id": il_seme["id"]})
+
+    members = partners.list_members(alliance_id=alliance["id"], query={})
+    assert [m["partner"]["name"] for m in members["items"]][0] == capofila["name"]
+    assert {m["partner"]["id"]: m["status"] for m in members["items"]}[il_seme["id"]] == "pending"
+    pending = partners.list_members(alliance_id=alliance["id"], query={"status": "pending"})
+    assert pending["total"] == 1
+
+    formalized = partners.formalize_member(alliance_id=alliance["id"], partner_id=il_seme["id"])
+    assert formalized["status"] == "formalized"
+
+    created_events = [p for kind, p in EventRecorder.received if kind == "alliance.created"]
+    assert created_events[0]["code"] == "CASTELLANZA"
+    assert {"event_id", "occurred_at", "schema_version", "alliance_id"} <= set(created_events[0])
+    # Everything published left the outbox.
+    assert partners.list_alliances(alliance_ids=None, page={})["items"][0]["member_count"] == 3
+
+
+def test_second_capofila_and_duplicate_code_are_conflicts(partners: Any) -> None:
+    capofila = register(partners, "asc_medio_olona")
+    other = register(partners, "comune_marnate")
+    payload = {
+        "code": "TEST-A",
+        "name": "Alleanza di prova",
+        "ambiti": [{"name": "Ambito", "comuni_istat": ["012042"]}],
+        "capofila_partner_id": capofila["id"],
+    }
+    alliance = partners.create_alliance(payload=payload)
+    with pytest.raises(RemoteError) as raised:
+        partners.add_member(alliance_id=alliance["id"], payload={"partner_id": other["id"], "role": "capofila"})
+    assert error_type(raised.value) == "Conflict"
+    with pytest.raises(RemoteError) as raised:
+        partners.create_alliance(payload=payload)
+    assert error_type(raised.value) == "Conflict"
+    assert partners.list_alliances(alliance_ids=None, page={})["total"] == 1
+
+
+def test_project_amounts_must_add_up(partners: Any, recorder: Any) -> None:
+    capofila = register(partners, "asc_medio_olona")
+    alliance = partners.create_alliance(
+        payload={
+            "code": "TEST-P",
+            "name": "Alleanza progetti",
+            "ambiti": [{"name": "Ambito", "comuni_istat": ["012042"]}],
+            "capofila_partner_id": capofila["id"],
+        }
+    )
+    wrong = {**CASTELLANZA.project, "total_cost_cents": 6_000_000}
+    with pytest.raises(RemoteError) as raised:
+        partners.create_project(alliance_id=alliance["id"], payload=wrong)
+    assert error_type(raised.value) == "ValidationFailed"
+    assert partners.list_projects(alliance_id=alliance["id"], page={})["total"] == 0
+
+    with entrypoint_waiter(recorder, "on_project_created", timeout=10):
+        project = partners.create_project(alliance_id=alliance["id"], payload=CASTELLANZA.project)
+    assert project["total_cost_cents"] == 6_074_100 and [a["code"] for a in project["actions"]] == [
+        "A", "B", "C1", "D", "E1",
+    ]
+
+
+def test_two_instances_share_work(container_factory: Any, config: dict[str, Any]) -> None:
+    for _ in range(2):
+        container_factory(PartnersService, config).start()
+    with ServiceRpcClient("partners") as client:
+        results = [client.ping() for _ in range(6)]
+    assert results == ["pong"] * 6
