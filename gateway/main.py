@@ -14,7 +14,7 @@ from conciliare.tracing import configure_logging, setup_tracing
 from gateway.documents import DocumentStore
 from gateway.errors import install_error_handlers
 from gateway.identity import IdentityStore
-from gateway.routers import alliances, auth, health, partners, projects
+from gateway.routers import alliances, auth, enrolments, health, households, offerings, partners, projects
 from gateway.rpc import RpcClient
 
 log = logging.getLogger("conciliare.gateway")
@@ -63,7 +63,7 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
-    for module in (auth, health, alliances, partners, projects):
+    for module in (auth, health, alliances, partners, projects, offerings, households, enrolments):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -15,6 +15,12 @@ class GatewaySettings(BaseSettings):
     access_token_minutes: int = Field(30, ge=1, le=24 * 60)
     idempotency_ttl_hours: int = Field(24, ge=1)
     public_url: str = "http://127.0.0.1:8000"
+    # Services whose RPC ping /v1/ready checks (comma separated in the environment).
+    services: str = "partners,catalog,enrolment"
+
+    @property
+    def service_names(self) -> list[str]:
+        return [name.strip() for name in self.services.split(",") if name.strip()]
 
 
 @lru_cache

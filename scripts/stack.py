@@ -39,6 +39,7 @@ def environment() -> dict[str, str]:
     env.setdefault("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "http://127.0.0.1:9411/api/v2/spans")
     env.setdefault("GATEWAY_JWT_SECRET", jwt_secret())
     env.setdefault("GATEWAY_ACCESS_TOKEN_MINUTES", "480")
+    env.setdefault("GATEWAY_SERVICES", ",".join(service_names()))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -79,7 +80,12 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> None:
     PID_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / f"{name}.log", "ab")
     process = subprocess.Popen(  # noqa: S603 - fixed argv built here
-        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     (PID_DIR / f"{name}.pid").write_text(str(process.pid))
@@ -120,8 +126,17 @@ def start(args: argparse.Namespace) -> None:
         print(f"    gateway already running (pid {already['gateway']})")
     else:
         command = [
-            PYTHON, "-m", "uvicorn", "gateway.main:app", "--host", "127.0.0.1", "--port", str(GATEWAY_PORT),
-            "--workers", str(args.gateway_workers), "--no-access-log",
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "gateway.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(GATEWAY_PORT),
+            "--workers",
+            str(args.gateway_workers),
+            "--no-access-log",
         ]
         spawn("gateway", command, env | {"OTEL_SERVICE_NAME": "gateway"})
     state = wait_ready(args.timeout)

@@ -32,8 +32,13 @@ class DemoPartner:
 
 
 PARTNERS = [
-    DemoPartner("asc_medio_olona", "Azienda Speciale Consortile Medio Olona Servizi alla Persona",
-                "azienda_speciale_consortile", "012042", 9000001),
+    DemoPartner(
+        "asc_medio_olona",
+        "Azienda Speciale Consortile Medio Olona Servizi alla Persona",
+        "azienda_speciale_consortile",
+        "012042",
+        9000001,
+    ),
     DemoPartner("comune_marnate", "Comune di Marnate", "comune", "012098", 9000002, family_friendly=True),
     DemoPartner("comune_fagnano", "Comune di Fagnano Olona", "comune", "012067", 9000003),
     DemoPartner("comune_castellanza", "Comune di Castellanza", "comune", "012042", 9000004),
@@ -41,19 +46,27 @@ PARTNERS = [
     DemoPartner("comune_solbiate", "Comune di Solbiate Olona", "comune", "012122", 9000006),
     DemoPartner("comune_gorla_maggiore", "Comune di Gorla Maggiore", "comune", "012078", 9000007),
     DemoPartner("comune_gorla_minore", "Comune di Gorla Minore", "comune", "012079", 9000008),
-    DemoPartner("coop_totem", "Società Cooperativa Sociale Totem Onlus", "cooperativa", "012042", 9000009,
-                family_friendly=True),
-    DemoPartner("consorzio_coop", "Consorzio Cooperative Sociali - Società Cooperativa Onlus", "cooperativa",
-                "012026", 9000010),
+    DemoPartner(
+        "coop_totem", "Società Cooperativa Sociale Totem Onlus", "cooperativa", "012042", 9000009, family_friendly=True
+    ),
+    DemoPartner(
+        "consorzio_coop", "Consorzio Cooperative Sociali - Società Cooperativa Onlus", "cooperativa", "012026", 9000010
+    ),
     DemoPartner("udp_somma", "Ufficio di Piano di Somma Lombardo", "ufficio_di_piano", "012123", 9000011),
     DemoPartner("udp_busto", "Ufficio di Piano di Busto Arsizio", "ufficio_di_piano", "012026", 9000012),
     DemoPartner("coop_il_seme", "Cooperativa Sociale Il Seme", "cooperativa", "012026", 9000013),
-    DemoPartner("coop_dire_fare_giocare", "Società Cooperativa Sociale Dire Fare Giocare Onlus", "cooperativa",
-                "012042", 9000014),
+    DemoPartner(
+        "coop_dire_fare_giocare",
+        "Società Cooperativa Sociale Dire Fare Giocare Onlus",
+        "cooperativa",
+        "012042",
+        9000014,
+    ),
     # Seed 000 adds these to the Marnate partnership.
     DemoPartner("parrocchia_sant_ilario", "Parrocchia Sant'Ilario", "parrocchia", "012098", 9000015),
-    DemoPartner("coop_solidarieta_servizi", "Cooperativa Sociale Solidarietà e Servizi", "cooperativa", "012026",
-                9000016),
+    DemoPartner(
+        "coop_solidarieta_servizi", "Cooperativa Sociale Solidarietà e Servizi", "cooperativa", "012026", 9000016
+    ),
     DemoPartner("coop_rembrandt", "Cooperativa Sociale Rembrandt", "cooperativa", "012098", 9000017),
 ]
 PARTNER_BY_KEY = {p.key: p for p in PARTNERS}
@@ -79,8 +92,16 @@ CASTELLANZA = DemoAlliance(
     ambiti=[("Ambito di Castellanza", AMBITO_CASTELLANZA), ("Ambito di Somma Lombardo", AMBITO_SOMMA)],
     capofila="asc_medio_olona",
     formalized=[
-        "comune_marnate", "comune_fagnano", "comune_castellanza", "comune_olgiate", "comune_solbiate",
-        "comune_gorla_maggiore", "comune_gorla_minore", "coop_totem", "consorzio_coop", "udp_somma",
+        "comune_marnate",
+        "comune_fagnano",
+        "comune_castellanza",
+        "comune_olgiate",
+        "comune_solbiate",
+        "comune_gorla_maggiore",
+        "comune_gorla_minore",
+        "coop_totem",
+        "consorzio_coop",
+        "udp_somma",
     ],
     pending=["udp_busto", "coop_il_seme", "coop_dire_fare_giocare"],
     project={
@@ -92,14 +113,19 @@ CASTELLANZA = DemoAlliance(
         "cofinancing": {"cash_cents": 0, "valued_work_hours_cents": 2_874_100},
         "funding_sources": [{"name": "Regione Lombardia", "amount_cents": 3_200_000}],
         "actions": [
-            {"code": "A", "title": "Attività di assistenza, servizi di mobilità/trasporto per l'accesso a servizi "
-             "rivolti a soggetti fragili e figli minori"},
-            {"code": "B", "title": "Voucher per micronido, centro prima infanzia, nido famiglia, baby-sitting, "
-             "baby-parking, ludoteca e altri servizi per l'infanzia"},
+            {
+                "code": "A",
+                "title": "Attività di assistenza, servizi di mobilità/trasporto per l'accesso a servizi "
+                "rivolti a soggetti fragili e figli minori",
+            },
+            {
+                "code": "B",
+                "title": "Voucher per micronido, centro prima infanzia, nido famiglia, baby-sitting, "
+                "baby-parking, ludoteca e altri servizi per l'infanzia",
+            },
             {"code": "C1", "title": "Adozione di modalità di lavoro flessibili (smart working e co-working)"},
             {"code": "D", "title": "Contratti territoriali e accordi di secondo livello"},
-            {"code": "E1", "title": "Piani di congedo, piani di flessibilità aziendale e misure flessibili di "
-             "lavoro"},
+            {"code": "E1", "title": "Piani di congedo, piani di flessibilità aziendale e misure flessibili di lavoro"},
         ],
     },
 )
@@ -110,8 +136,12 @@ MARNATE = DemoAlliance(
     ambiti=[("Ambito di Castellanza", AMBITO_CASTELLANZA)],
     capofila="comune_marnate",
     formalized=[
-        "comune_castellanza", "parrocchia_sant_ilario", "asc_medio_olona", "coop_totem",
-        "coop_solidarieta_servizi", "coop_rembrandt",
+        "comune_castellanza",
+        "parrocchia_sant_ilario",
+        "asc_medio_olona",
+        "coop_totem",
+        "coop_solidarieta_servizi",
+        "coop_rembrandt",
     ],
     pending=[],
     project={
@@ -123,8 +153,11 @@ MARNATE = DemoAlliance(
         "cofinancing": {"cash_cents": 0, "valued_work_hours_cents": 2_000_000},
         "funding_sources": [{"name": "Regione Lombardia - FSE POR 2014-2020", "amount_cents": 7_000_000}],
         "actions": [
-            {"code": "A", "title": "Post scuola (anche specifici per DSA, ADHD e BES), supporto compiti, spazio "
-             "pre-adolescenti, laboratori pomeridiani, attività nelle vacanze scolastiche"},
+            {
+                "code": "A",
+                "title": "Post scuola (anche specifici per DSA, ADHD e BES), supporto compiti, spazio "
+                "pre-adolescenti, laboratori pomeridiani, attività nelle vacanze scolastiche",
+            },
             {"code": "B", "title": "Percorsi per i genitori e centro estivo con educatori di sostegno"},
         ],
     },
@@ -146,12 +179,23 @@ class DemoUser:
 # Demo credentials only: `make run` prints them; never used outside a demo stack.
 USERS = [
     DemoUser("regione.admin", "demo-admin-2026", "platform_admin", "Operatore regionale"),
-    DemoUser("castellanza.staff", "demo-castellanza-2026", "alliance_manager", "Staff alleanza di Castellanza",
-             alliance_codes=["CASTELLANZA"]),
-    DemoUser("marnate.staff", "demo-marnate-2026", "alliance_manager", "Staff partenariato di Marnate",
-             alliance_codes=["MARNATE-WLB"]),
-    DemoUser("totem.operatore", "demo-totem-2026", "partner_operator", "Operatore Coop. Totem",
-             partner_key="coop_totem"),
+    DemoUser(
+        "castellanza.staff",
+        "demo-castellanza-2026",
+        "alliance_manager",
+        "Staff alleanza di Castellanza",
+        alliance_codes=["CASTELLANZA"],
+    ),
+    DemoUser(
+        "marnate.staff",
+        "demo-marnate-2026",
+        "alliance_manager",
+        "Staff partenariato di Marnate",
+        alliance_codes=["MARNATE-WLB"],
+    ),
+    DemoUser(
+        "totem.operatore", "demo-totem-2026", "partner_operator", "Operatore Coop. Totem", partner_key="coop_totem"
+    ),
     DemoUser("famiglia.rossi", "demo-famiglia-2026", "family", "Famiglia Rossi"),
 ]
 

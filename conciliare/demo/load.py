@@ -82,7 +82,8 @@ class DemoLoader:
                 partner_id = self.partner_ids[key]
                 if partner_id not in present:
                     self.request(
-                        "POST", f"/v1/alliances/{alliance_id}/members",
+                        "POST",
+                        f"/v1/alliances/{alliance_id}/members",
                         json={"partner_id": partner_id, "role": "partner", "status": member_status},
                     )
                     added += 1
@@ -106,8 +107,11 @@ class DemoLoader:
                 )
             client = data.INTEGRATOR_CLIENT
             await store.upsert_client(
-                str(client["client_id"]), str(client["client_secret"]),
-                self.partner_ids[str(client["partner_key"])], list(client["scopes"]), str(client["name"]),
+                str(client["client_id"]),
+                str(client["client_secret"]),
+                self.partner_ids[str(client["partner_key"])],
+                list(client["scopes"]),
+                str(client["name"]),
             )
         finally:
             await store.close()

@@ -6,11 +6,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.deps import Identity, Rpc
+from gateway.deps import Identity, Rpc, Settings
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
-SERVICES = ("partners", "catalog", "enrolment")
 PROBE_TIMEOUT = 3.0
 
 
@@ -20,7 +19,7 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", summary="Il gateway e tutto ciò da cui dipende sono pronti")
-async def ready(request: Request, rpc: Rpc, identity: Identity) -> JSONResponse:
+async def ready(request: Request, rpc: Rpc, identity: Identity, settings: Settings) -> JSONResponse:
     async def check(name: str, probe: Any) -> tuple[str, str]:
         try:
             await asyncio.wait_for(probe, PROBE_TIMEOUT)
@@ -34,7 +33,9 @@ async def ready(request: Request, rpc: Rpc, identity: Identity) -> JSONResponse:
 
     probes = [check("rabbitmq", rabbitmq()), check("mongodb", identity.ping())]
     probes.append(check("object_storage", request.app.state.documents.ping()))
-    probes += [check(f"service:{name}", rpc.call(name, "ping", timeout=PROBE_TIMEOUT)) for name in SERVICES]
+    probes += [
+        check(f"service:{name}", rpc.call(name, "ping", timeout=PROBE_TIMEOUT)) for name in settings.service_names
+    ]
     results = dict(await asyncio.gather(*probes))
     down = sorted(name for name, state in results.items() if state != "ok")
     body = {"status": "ready" if not down else "not_ready", "checks": results, "down": down}

@@ -108,7 +108,7 @@ def test_alliance_with_members_emits_events(partners: Any, recorder: Any) -> Non
         partners.add_member(alliance_id=alliance["id"], payload={"partner_id": il_seme["id"]})
 
     members = partners.list_members(alliance_id=alliance["id"], query={})
-    assert [m["partner"]["name"] for m in members["items"]][0] == capofila["name"]
+    assert next(m["partner"]["name"] for m in members["items"]) == capofila["name"]
     assert {m["partner"]["id"]: m["status"] for m in members["items"]}[il_seme["id"]] == "pending"
     pending = partners.list_members(alliance_id=alliance["id"], query={"status": "pending"})
     assert pending["total"] == 1
@@ -161,7 +161,11 @@ def test_project_amounts_must_add_up(partners: Any, recorder: Any) -> None:
     with entrypoint_waiter(recorder, "on_project_created", timeout=10):
         project = partners.create_project(alliance_id=alliance["id"], payload=CASTELLANZA.project)
     assert project["total_cost_cents"] == 6_074_100 and [a["code"] for a in project["actions"]] == [
-        "A", "B", "C1", "D", "E1",
+        "A",
+        "B",
+        "C1",
+        "D",
+        "E1",
     ]
 
 

@@ -20,8 +20,11 @@ from services.partners import domain
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
-def member(partner_id: str, role: MembershipRole = MembershipRole.PARTNER,
-           status: MembershipStatus = MembershipStatus.FORMALIZED) -> Membership:
+def member(
+    partner_id: str,
+    role: MembershipRole = MembershipRole.PARTNER,
+    status: MembershipStatus = MembershipStatus.FORMALIZED,
+) -> Membership:
     return Membership(partner_id=partner_id, role=role, status=status, joined_at=NOW)
 
 
@@ -85,7 +88,9 @@ class TestMemberships:
 
     def test_withdrawn_partner_can_rejoin(self) -> None:
         members = [member("totem", status=MembershipStatus.WITHDRAWN)]
-        new, added, previous = domain.add_member(members, "totem", MembershipRole.PARTNER, MembershipStatus.PENDING, NOW)
+        new, added, previous = domain.add_member(
+            members, "totem", MembershipRole.PARTNER, MembershipStatus.PENDING, NOW
+        )
         assert len(new) == 1 and added.status is MembershipStatus.PENDING
         assert previous is MembershipStatus.WITHDRAWN
 
@@ -108,7 +113,7 @@ class TestMemberships:
             domain.withdraw_member([member("asc", MembershipRole.CAPOFILA)], "asc", NOW)
 
     def test_withdraw_keeps_history(self) -> None:
-        new, updated, previous = domain.withdraw_member([member("totem")], "totem", NOW)
+        _new, updated, previous = domain.withdraw_member([member("totem")], "totem", NOW)
         assert updated.status is MembershipStatus.WITHDRAWN and updated.withdrawn_at == NOW
         assert previous is MembershipStatus.FORMALIZED
 
