@@ -49,13 +49,57 @@ DOMAIN_ERRORS: dict[str, type[DomainError]] = {
 }
 
 
+# Pydantic's built-in messages are English; users read Italian. Custom rules already
+# raise Italian messages, which pass through unchanged.
+_ITALIAN_MESSAGES: dict[str, str] = {
+    "missing": "campo obbligatorio",
+    "extra_forbidden": "campo non previsto",
+    "string_type": "deve essere un testo",
+    "string_too_short": "deve avere almeno {min_length} caratteri",
+    "string_too_long": "può avere al massimo {max_length} caratteri",
+    "string_pattern_mismatch": "formato non valido",
+    "too_short": "deve contenere almeno {min_length} elementi",
+    "too_long": "può contenere al massimo {max_length} elementi",
+    "int_parsing": "deve essere un numero intero",
+    "int_type": "deve essere un numero intero",
+    "int_from_float": "deve essere un numero intero",
+    "float_parsing": "deve essere un numero",
+    "bool_parsing": "deve essere vero o falso",
+    "greater_than": "deve essere maggiore di {gt}",
+    "greater_than_equal": "deve essere maggiore o uguale a {ge}",
+    "less_than": "deve essere minore di {lt}",
+    "less_than_equal": "deve essere minore o uguale a {le}",
+    "enum": "valore non ammesso: scegli tra {expected}",
+    "literal_error": "valore non ammesso: scegli tra {expected}",
+    "date_parsing": "data non valida (formato AAAA-MM-GG)",
+    "date_from_datetime_parsing": "data non valida (formato AAAA-MM-GG)",
+    "date_type": "data non valida (formato AAAA-MM-GG)",
+    "datetime_parsing": "data e ora non valide (formato ISO 8601)",
+    "time_parsing": "orario non valido (formato HH:MM)",
+    "list_type": "deve essere una lista",
+    "dict_type": "deve essere un oggetto",
+    "model_type": "deve essere un oggetto",
+    "json_invalid": "JSON non valido",
+    "uuid_parsing": "identificativo non valido",
+}
+
+
+def italian_message(error: Any) -> str:
+    """The Italian text of one pydantic error (dict from ``ValidationError.errors()``)."""
+    template = _ITALIAN_MESSAGES.get(str(error.get("type", "")))
+    if template is None:
+        return str(error.get("msg", "valore non valido")).removeprefix("Value error, ")
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template
+
+
 def validation_failed_from_pydantic(exc: Any, prefix: str = "") -> ValidationFailed:
     """Turn a pydantic ``ValidationError`` into a ``ValidationFailed`` with field errors."""
     errors: list[FieldError] = []
     for item in exc.errors():
         loc = ".".join(str(part) for part in item.get("loc", ()) if part != "__root__")
         field = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
-        message = str(item.get("msg", "valore non valido"))
-        message = message.removeprefix("Value error, ")
-        errors.append({"field": field, "message": message})
+        errors.append({"field": field, "message": italian_message(item)})
     return ValidationFailed("I dati inviati non sono validi.", errors)

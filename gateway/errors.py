@@ -21,6 +21,7 @@ from conciliare.errors import (
     Forbidden,
     NotFound,
     ValidationFailed,
+    italian_message,
 )
 from gateway.rpc import RemoteFailure, RpcTimeout, ServiceUnavailable
 
@@ -111,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors: list[FieldError] = [
             {
                 "field": _field_name(tuple(e.get("loc", ()))),
-                "message": str(e.get("msg", "")).removeprefix("Value error, "),
+                "message": italian_message(e),
             }
             for e in exc.errors()
         ]

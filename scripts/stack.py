@@ -93,7 +93,10 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> None:
 
 
 def service_names() -> list[str]:
-    return [name for name in SERVICES if (ROOT / "services" / name / "service.py").exists()]
+    """Services to run: CONCILIARE_SERVICES (comma separated) or every one that exists."""
+    wanted = os.environ.get("CONCILIARE_SERVICES")
+    names = [n.strip() for n in wanted.split(",")] if wanted else list(SERVICES)
+    return [name for name in names if (ROOT / "services" / name / "service.py").exists()]
 
 
 def wait_ready(timeout: float) -> dict[str, object]:

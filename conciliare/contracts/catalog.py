@@ -5,8 +5,8 @@ broker is the ``OfferingSnapshot`` below, everything a consumer (enrolment,
 vouchers, notifications) needs without calling the catalog back.
 """
 
-from datetime import date
-from typing import ClassVar
+from datetime import date, datetime
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -60,3 +60,60 @@ class OfferingSuspended(OfferingEvent):
 
 class OfferingArchived(OfferingEvent):
     event_type: ClassVar[str] = "offering.archived"
+
+
+# --- RPC payloads -------------------------------------------------------------
+# The writable part of an offering is ``services.catalog.domain.OfferingSpec``: it
+# travels as its JSON dump and the catalog validates it again on arrival.
+
+
+class OfferingOut(Contract):
+    """An offering as the catalog answers it over RPC (``spec`` is an OfferingSpec dump)."""
+
+    id: str
+    alliance_id: str
+    provider_partner_id: str
+    status: str = Field(description="draft | published | suspended | archived")
+    version: int = Field(ge=1, description="Da rimandare negli aggiornamenti (concorrenza ottimistica)")
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None = Field(None, description="Prima pubblicazione")
+
+
+class OfferingQuery(Contract):
+    """Search criteria of ``catalog.search_offerings`` (see ``SearchCriteria``)."""
+
+    alliance_id: str = Field(min_length=1, max_length=64)
+    provider_partner_id: str | None = None
+    comune_istat: str | None = None
+    child_birth_date: date | None = None
+    on_date: date | None = None
+    child_age_months: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    types: list[str] = Field(default_factory=list, description="Almeno uno di questi tipi")
+    needs: list[str] = Field(default_factory=list, description="Tutti questi bisogni supportati")
+    text: str | None = None
+    statuses: list[str] = Field(default_factory=lambda: ["published"], min_length=1)
+    unpublished_only_of: str | None = Field(
+        None, description="Se indicato, le offerte non pubblicate valgono solo per questo partner erogatore"
+    )
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class ProviderOfferingQuery(Contract):
+    """Criteria of ``catalog.list_offerings_of_provider``."""
+
+    alliance_id: str | None = None
+    statuses: list[str] | None = Field(None, description="Tutti gli stati se assente")
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class SeatCounts(Contract):
+    """Answer of ``enrolment.seat_counts`` (implemented by the enrolment service)."""
+
+    confirmed: int = Field(ge=0)
+    waitlisted: int = Field(0, ge=0)

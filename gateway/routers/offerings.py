@@ -1,5 +1,231 @@
-"""Placeholder: filled in by the issue-3 work."""
+"""The catalog: service offerings of provider partners, searchable by families.
 
-from fastapi import APIRouter
+Who sees what:
+- families: published offerings of any alliance (the catalog is public to them);
+- partner operators: published offerings of their alliances, and every offering of
+  their own organisation; they change only their own;
+- alliance managers: everything of their alliances;
+- the platform admin: everything.
+An offering the caller may not see or change answers 404, never 403.
+"""
 
-router = APIRouter(tags=["offerings"])
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+
+from conciliare.errors import ValidationFailed
+from gateway.deps import Rpc, TenancyDep, require_scope
+from gateway.errors import ProblemError
+from gateway.rpc import RpcClient
+from gateway.schemas.common import PaginationDep
+from gateway.schemas.offerings import OfferingAction, OfferingCreate, OfferingOut, OfferingPage, OfferingUpdate
+from gateway.security import Role
+from services.catalog.taxonomy import OfferingStatus, ServiceType, SpecialNeed
+
+router = APIRouter(prefix="/v1/offerings", tags=["offerings"])
+
+CanRead = Depends(require_scope("catalog:read"))
+CanWrite = Depends(require_scope("catalog:write"))
+
+OFFERING_NOT_FOUND = ProblemError(404, "Risorsa non trovata", "Offerta non trovata.")
+PUBLISHED = OfferingStatus.PUBLISHED.value
+
+
+async def _can_see(tenancy: TenancyDep, offering: dict[str, Any]) -> bool:
+    principal = tenancy.principal
+    if principal.role is Role.PLATFORM_ADMIN:
+        return True
+    if principal.role is Role.ALLIANCE_MANAGER:
+        return offering["alliance_id"] in principal.alliance_ids
+    if principal.role is Role.PARTNER_OPERATOR:
+        if offering["provider_partner_id"] == principal.partner_id:
+            return True
+        readable = await tenancy.readable_alliances() or []
+        return bool(offering["status"] == PUBLISHED and offering["alliance_id"] in readable)
+    if principal.role is Role.FAMILY:
+        return bool(offering["status"] == PUBLISHED)
+    return False
+
+
+def _can_change(tenancy: TenancyDep, offering: dict[str, Any]) -> bool:
+    principal = tenancy.principal
+    if principal.role is Role.PLATFORM_ADMIN:
+        return True
+    if principal.role is Role.ALLIANCE_MANAGER:
+        return offering["alliance_id"] in principal.alliance_ids
+    if principal.role is Role.PARTNER_OPERATOR:
+        return bool(offering["provider_partner_id"] == principal.partner_id)
+    return False
+
+
+async def _load(rpc: RpcClient, offering_id: str) -> dict[str, Any]:
+    offering: dict[str, Any] = await rpc.call("catalog", "get_offering", offering_id=offering_id)
+    return offering
+
+
+async def _changeable(rpc: RpcClient, tenancy: TenancyDep, offering_id: str) -> dict[str, Any]:
+    offering = await _load(rpc, offering_id)
+    if not _can_change(tenancy, offering):
+        raise OFFERING_NOT_FOUND
+    return offering
+
+
+@router.get(
+    "",
+    response_model=OfferingPage,
+    dependencies=[CanRead],
+    summary="Cerca nel catalogo (per età, periodo, tipo, bisogni, testo)",
+)
+async def search_offerings(
+    rpc: Rpc,
+    tenancy: TenancyDep,
+    page: PaginationDep,
+    alliance_id: Annotated[
+        str | None, Query(description="Alleanza in cui cercare (facoltativa se l'utente ne ha una sola)")
+    ] = None,
+    provider_partner_id: Annotated[str | None, Query(description="Solo le offerte di questo erogatore")] = None,
+    comune_istat: Annotated[str | None, Query(pattern=r"^\d{6}$", description="Comune del servizio")] = None,
+    child_birth_date: Annotated[date | None, Query(description="Data di nascita del bambino")] = None,
+    on_date: Annotated[date | None, Query(description="Data in cui conta l'età (con child_birth_date)")] = None,
+    child_age_months: Annotated[int | None, Query(ge=0, le=216, description="Età in mesi compiuti")] = None,
+    date_from: Annotated[date | None, Query(description="Aperto almeno un giorno da questa data...")] = None,
+    date_to: Annotated[date | None, Query(description="...a questa data")] = None,
+    service_types: Annotated[list[ServiceType] | None, Query(alias="type", description="Uno di questi tipi")] = None,
+    needs: Annotated[list[SpecialNeed] | None, Query(alias="need", description="Tutti questi bisogni")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Testo in titolo, tipo e descrizione")] = None,
+    statuses: Annotated[
+        list[OfferingStatus] | None, Query(alias="status", description="Stati (staff); predefinito: pubblicate")
+    ] = None,
+) -> Any:
+    principal = tenancy.principal
+    wanted = [s.value for s in statuses] if statuses else [PUBLISHED]
+    if alliance_id is None:
+        readable = await tenancy.readable_alliances()
+        if readable is None or len(readable) != 1:
+            raise ValidationFailed(
+                "Indicare l'alleanza in cui cercare.",
+                [{"field": "alliance_id", "message": "obbligatorio"}],
+            )
+        alliance_id = readable[0]
+    unpublished_only_of: str | None = None
+    if principal.role is Role.FAMILY:
+        if wanted != [PUBLISHED]:
+            raise ProblemError(
+                403, "Operazione non consentita", "Le famiglie possono cercare solo tra le offerte pubblicate."
+            )
+    else:
+        await tenancy.ensure_readable(alliance_id)
+        if principal.role is Role.PARTNER_OPERATOR:
+            # Drafts, suspended and archived offerings: only their own.
+            unpublished_only_of = principal.partner_id
+    criteria: dict[str, Any] = {
+        "alliance_id": alliance_id,
+        "provider_partner_id": provider_partner_id,
+        "comune_istat": comune_istat,
+        "child_birth_date": child_birth_date,
+        "on_date": on_date,
+        "child_age_months": child_age_months,
+        "date_from": date_from,
+        "date_to": date_to,
+        "types": [t.value for t in service_types or []],
+        "needs": [n.value for n in needs or []],
+        "text": q,
+        "statuses": wanted,
+        "unpublished_only_of": unpublished_only_of,
+        **page.model_dump(),
+    }
+    payload = {k: v.isoformat() if isinstance(v, date) else v for k, v in criteria.items() if v is not None}
+    return await rpc.call("catalog", "search_offerings", criteria=payload)
+
+
+@router.post(
+    "",
+    response_model=OfferingOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanWrite],
+    summary="Crea un'offerta (bozza)",
+)
+async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    principal = tenancy.principal
+    provider = body.provider_partner_id
+    if principal.role is Role.PARTNER_OPERATOR:
+        if provider is not None and provider != principal.partner_id:
+            raise ProblemError(403, "Operazione non consentita", "Un operatore crea offerte solo per il proprio ente.")
+        provider = principal.partner_id
+        await tenancy.ensure_readable(body.alliance_id)
+    else:
+        await tenancy.ensure_manageable(body.alliance_id)
+    if provider is None:
+        raise ValidationFailed(
+            "Indicare il partner erogatore.", [{"field": "provider_partner_id", "message": "obbligatorio"}]
+        )
+    spec = body.model_dump(mode="json", exclude={"alliance_id", "provider_partner_id"})
+    return await rpc.call(
+        "catalog", "create_offering", alliance_id=body.alliance_id, provider_partner_id=provider, payload=spec
+    )
+
+
+@router.get("/{offering_id}", response_model=OfferingOut, dependencies=[CanRead], summary="Un'offerta")
+async def get_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    offering = await _load(rpc, offering_id)
+    if not await _can_see(tenancy, offering):
+        raise OFFERING_NOT_FOUND
+    return offering
+
+
+@router.put(
+    "/{offering_id}",
+    response_model=OfferingOut,
+    dependencies=[CanWrite],
+    summary="Aggiorna un'offerta (con la versione letta)",
+)
+async def update_offering(offering_id: str, body: OfferingUpdate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    await _changeable(rpc, tenancy, offering_id)
+    spec = body.model_dump(mode="json", exclude={"version"})
+    return await rpc.call("catalog", "update_offering", offering_id=offering_id, version=body.version, payload=spec)
+
+
+async def _act(offering_id: str, action: OfferingAction, rpc: RpcClient, tenancy: TenancyDep) -> Any:
+    await _changeable(rpc, tenancy, offering_id)
+    return await rpc.call("catalog", "change_status", offering_id=offering_id, target=action.value)
+
+
+@router.post(
+    "/{offering_id}/publish",
+    response_model=OfferingOut,
+    dependencies=[CanWrite],
+    summary="Pubblica una bozza",
+)
+async def publish_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    return await _act(offering_id, OfferingAction.PUBLISH, rpc, tenancy)
+
+
+@router.post(
+    "/{offering_id}/suspend",
+    response_model=OfferingOut,
+    dependencies=[CanWrite],
+    summary="Sospendi un'offerta pubblicata",
+)
+async def suspend_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    return await _act(offering_id, OfferingAction.SUSPEND, rpc, tenancy)
+
+
+@router.post(
+    "/{offering_id}/resume",
+    response_model=OfferingOut,
+    dependencies=[CanWrite],
+    summary="Riprendi un'offerta sospesa",
+)
+async def resume_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    return await _act(offering_id, OfferingAction.RESUME, rpc, tenancy)
+
+
+@router.post(
+    "/{offering_id}/archive",
+    response_model=OfferingOut,
+    dependencies=[CanWrite],
+    summary="Archivia un'offerta (definitivo)",
+)
+async def archive_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+    return await _act(offering_id, OfferingAction.ARCHIVE, rpc, tenancy)

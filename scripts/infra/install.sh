@@ -32,6 +32,9 @@ run_step() {
     fi
 }
 
+# elapsed START: "Xm YYs" since $SECONDS was START.
+elapsed() { local t=$((SECONDS - $1)); printf '%dm%02ds' $((t / 60)) $((t % 60)); }
+
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 # free_port: an unused loopback TCP port for smoke tests.
@@ -43,7 +46,7 @@ free_port() {
 wait_healthy() {
     local deadline=$((SECONDS + $1)) pid="$2"; shift 2
     until "$@" >/dev/null 2>&1; do
-        kill -0 "$pid" 2>/dev/null || { echo "process $pid exited before becoming healthy"; return 1; }
+        pid_alive "$pid" || { echo "process $pid exited before becoming healthy"; return 1; }
         ((SECONDS < deadline)) || { echo "not healthy after timeout"; return 1; }
         sleep 0.5
     done
@@ -77,7 +80,8 @@ check_tools() {
     need_cmd go || die tools "Go not found on PATH (need Go >= 1.24, e.g. /usr/local/go/bin)"
     local gov
     gov="$(go env GOVERSION)"
-    [[ "$(printf '%s\n' go1.24 "$gov" | sort -V | head -n1)" == go1.24 ]] ||
+    # sort -C: true if already in order, i.e. go1.24 <= $gov.
+    printf '%s\n' go1.24 "$gov" | sort -V -C ||
         die tools "Go $gov is too old (MinIO needs >= go1.24)"
     # Zipkin 3.x needs Java 17+.
     local jv
@@ -90,7 +94,9 @@ check_tools() {
 # ---------------------------------------------------------------------------
 install_rabbitmq() {
     local log="$CONCILIARE_CACHE/rabbitmq-apt.log"
-    if dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null | grep -q 'install ok installed'; then
+    local status
+    status="$(dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null)" || true
+    if [[ "$status" == "install ok installed" ]]; then
         say rabbitmq "cached: Debian package $(dpkg-query -W -f='${Version}' rabbitmq-server) already installed"
     else
         [[ $(id -u) -eq 0 ]] || die rabbitmq "package rabbitmq-server not installed and not root (run: sudo apt-get install rabbitmq-server)"
@@ -117,6 +123,7 @@ install_ferretdb() {
         return
     fi
     say ferretdb "building $FERRETDB_VERSION (first time, ~3 min)"
+    local t0=$SECONDS
     rm -rf "$dir" && mkdir -p "$dir"
     log="$dir/build.log"
     : >"$log"
@@ -124,7 +131,8 @@ install_ferretdb() {
     # `go mod download` of the exact version works through the module proxy
     # (listing versions with @latest does not, here).
     run_step ferretdb "go mod download" "$log" \
-        sh -c "go mod download -json github.com/FerretDB/FerretDB@$FERRETDB_VERSION > '$dir/module.json'"
+        sh -c "go mod download -json github.com/FerretDB/FerretDB@$FERRETDB_VERSION > '$dir/module.json' ||
+               { cat '$dir/module.json'; exit 1; }"  # on error the reason is in the JSON
     local moddir commit
     moddir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$dir/module.json")"
     commit="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Origin",{}).get("Hash",""))' "$dir/module.json")"
@@ -162,7 +170,7 @@ install_ferretdb() {
     stop_pid "$pid"; rm -rf "$tmp"
 
     touch "$dir/.verified"
-    say ferretdb "built and verified: $FERRETDB_BIN"
+    say ferretdb "built and verified in $(elapsed "$t0"): $FERRETDB_BIN"
 }
 
 # ---------------------------------------------------------------------------
@@ -174,7 +182,8 @@ install_minio() {
         say minio "cached: $MINIO_BIN"
         return
     fi
-    say minio "building $MINIO_VERSION with go install (first time, ~5-8 min on 2 cores)"
+    say minio "building $MINIO_VERSION with go install (first time, ~3-5 min on 2 cores)"
+    local t0=$SECONDS
     rm -rf "$dir" && mkdir -p "$dir"
     log="$dir/build.log"
     : >"$log"
@@ -197,7 +206,7 @@ install_minio() {
     stop_pid "$pid"; rm -rf "$tmp"
 
     touch "$dir/.verified"
-    say minio "built and verified: $MINIO_BIN"
+    say minio "built and verified in $(elapsed "$t0"): $MINIO_BIN"
 }
 
 # ---------------------------------------------------------------------------
@@ -210,6 +219,7 @@ install_zipkin() {
         return
     fi
     say zipkin "downloading zipkin-server $ZIPKIN_VERSION exec jar from Maven Central (first time, ~1 min)"
+    local t0=$SECONDS
     rm -rf "$dir" && mkdir -p "$dir"
     log="$dir/build.log"
     : >"$log"
@@ -234,7 +244,7 @@ install_zipkin() {
     stop_pid "$pid"; rm -rf "$tmp"
 
     touch "$dir/.verified"
-    say zipkin "downloaded and verified: $ZIPKIN_JAR"
+    say zipkin "downloaded and verified in $(elapsed "$t0"): $ZIPKIN_JAR"
 }
 
 check_tools

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts sourcing this
 # Shared settings and helpers for the native (no-Docker) infrastructure scripts.
 # Sourced by install.sh, start.sh, stop.sh and status.sh; not meant to be run.
 
@@ -53,20 +53,40 @@ tail_log() {
 }
 
 # --- Process helpers -------------------------------------------------------------
+# pid_alive PID: running and not a zombie. (Our daemons are reparented to PID 1,
+# which may be slow to reap them; a zombie still passes `kill -0`.)
+pid_alive() {
+    local stat
+    kill -0 "$1" 2>/dev/null || return 1
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [[ "${stat:0:1}" != Z ]]
+}
+
 # read_pid FILE: print the pid stored in FILE if that process is alive.
 read_pid() {
     local pid
     [[ -f "$1" ]] || return 1
     pid="$(tr -dc '0-9' < "$1")"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+    [[ -n "$pid" ]] && pid_alive "$pid" && echo "$pid"
 }
 
-# port_owner PORT: "pid/command" of whatever listens on PORT (best effort, may be empty).
+# NB: these helpers avoid `cmd | grep -q` style pipes: under `set -o pipefail`
+# an early-exiting reader can make the whole pipeline fail at random (SIGPIPE).
+
+# port_pid PORT: pid of the process listening on PORT (empty if unknown, e.g. not ours to see).
+port_pid() {
+    local out
+    out="$(ss -ltnpH "sport = :$1" 2>/dev/null)" || true
+    if [[ "$out" =~ pid=([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; fi
+}
+
+# port_owner PORT: "pid/command (user ...)" of whatever listens on PORT, for messages.
 port_owner() {
-    ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 | {
-        read -r pid || exit 0
-        echo "$pid/$(ps -o comm= -p "$pid" 2>/dev/null) (user $(ps -o user= -p "$pid" 2>/dev/null))"
-    }
+    local pid
+    pid="$(port_pid "$1")"
+    if [[ -z "$pid" ]]; then echo "unknown process"; return; fi
+    echo "pid $pid $(ps -o comm= -p "$pid" 2>/dev/null), user $(ps -o user= -p "$pid" 2>/dev/null)"
 }
 
 port_open() { python3 "$PROBE" port "$HOST" "$1" 2>/dev/null; }
@@ -97,8 +117,19 @@ rabbitmq_env() {
     export RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config"
     # Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf can't change our node.
     export RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf"
-    # Any epmd that Erlang starts for us listens on loopback only.
+    # Any epmd that Erlang starts for us listens on loopback only, and so do the
+    # Erlang distribution listeners of the node and of rabbitmqctl (default: all interfaces).
     export ERL_EPMD_ADDRESS="$HOST"
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
-rabbitmqctl_ours() { (rabbitmq_env; "$RABBITMQ_LIBBIN/rabbitmqctl" -n "$RABBITMQ_NODE" "$@"); }
+# rabbitmqctl_ours ARGS...: rabbitmqctl against our node. Skipped (fails) when our
+# node isn't registered with epmd: the CLI would otherwise spawn a stray
+# `epmd -daemon` just to find out the node is down, and take ~1 s doing it.
+rabbitmqctl_ours() {
+    local names
+    names="$(epmd -names 2>/dev/null)" || return 1
+    [[ "$names" == *$'\n'"name ${RABBITMQ_NODE%@*} at port"* ]] || return 1
+    (rabbitmq_env; "$RABBITMQ_LIBBIN/rabbitmqctl" -n "$RABBITMQ_NODE" "$@")
+}

@@ -30,8 +30,7 @@ launch() {
     # shellcheck disable=SC2016
     setsid sh -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
     # Wait briefly for the pid file so callers can rely on it.
-    local i
-    for i in $(seq 50); do [[ -s "$pidfile" ]] && return 0; sleep 0.1; done
+    for _ in $(seq 50); do [[ -s "$pidfile" ]] && return 0; sleep 0.1; done
     die "$name" "could not launch (no pid file $pidfile)"
 }
 
@@ -39,7 +38,7 @@ launch() {
 # succeeds; on timeout or if the process dies, name the server and show its log tail.
 wait_up() {
     local name="$1" pidfile="$2" log="$3" health="$4" report="${5:-$2}"
-    local deadline=$((SECONDS + TIMEOUT)) start=$SECONDS
+    local deadline=$((SECONDS + TIMEOUT))
     until "$health"; do
         if ! read_pid "$pidfile" >/dev/null; then
             printf '==> [%s] ERROR: process exited during startup\n' "$name" >&2
@@ -52,7 +51,7 @@ wait_up() {
         fi
         sleep 0.5
     done
-    say "$name" "up after $((SECONDS - start))s (pid $(read_pid "$report" || echo '?'))"
+    say "$name" "up ($((SECONDS - t0))s after start.sh began; pid $(read_pid "$report" || echo '?'))"
 }
 
 # already_up NAME PIDFILE HEALTHFN PORT...: true (and says so) if the server
@@ -87,7 +86,7 @@ already_up() {
 # system_rabbit_pid PORT: pid of Debian's system node if it is what listens on PORT.
 system_rabbit_pid() {
     local pid
-    pid="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"
+    pid="$(port_pid "$1")"
     [[ -n "$pid" ]] || return 1
     [[ "$(ps -o user= -p "$pid")" == rabbitmq ]] || return 1
     [[ "$(ps -o comm= -p "$pid")" == beam* ]] || return 1
@@ -108,8 +107,7 @@ stop_system_rabbitmq() {
     say rabbitmq "      bring it back later with: service rabbitmq-server start"
     # /usr/sbin/rabbitmqctl su's to user rabbitmq and uses that node's cookie.
     /usr/sbin/rabbitmqctl stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+    for _ in $(seq 60); do pid_alive "$pid" || return 0; sleep 0.5; done
     die rabbitmq "system RabbitMQ node (pid $pid) did not stop"
 }
 
@@ -130,8 +128,9 @@ start_rabbitmq() {
         fi
         local port
         for port in "$AMQP_PORT" "$RABBITMQ_MGMT_PORT" "$RABBITMQ_DIST_PORT"; do
-            port_open "$port" &&
+            if port_open "$port"; then
                 die rabbitmq "port $port is in use by another process ($(port_owner "$port")); stop it or set a different port"
+            fi
         done
 
         # Config is rewritten on each start so port overrides take effect.
@@ -202,7 +201,8 @@ start_minio() {
     already_up minio "$pidfile" health_minio "$MINIO_PORT" "$MINIO_CONSOLE_PORT" && return
     if ! read_pid "$pidfile" >/dev/null; then
         say minio "starting on $HOST:$MINIO_PORT (console $MINIO_CONSOLE_PORT, user $MINIO_ROOT_USER)"
-        # --certs-dir keeps MinIO from creating ~/.minio; no update checks offline.
+        # --certs-dir keeps MinIO from creating ~/.minio; MINIO_UPDATE=off refuses
+        # in-place binary self-updates (`mc admin update`): the binary is in our cache.
         MINIO_ROOT_USER="$MINIO_ROOT_USER" MINIO_ROOT_PASSWORD="$MINIO_ROOT_PASSWORD" \
             MINIO_UPDATE=off \
             launch minio "$pidfile" "$log" "$MINIO_BIN" server \
@@ -252,6 +252,6 @@ say all "all servers up in $((SECONDS - t0))s; state in $CONCILIARE_STATE"
 cat <<EOF
     AMQP_URI=amqp://guest:guest@$HOST:$AMQP_PORT/   (management http://$HOST:$RABBITMQ_MGMT_PORT guest/guest)
     MONGO_URI=mongodb://$HOST:$MONGO_PORT/
-    MINIO_ENDPOINT=http://$HOST:$MINIO_PORT  ($MINIO_ROOT_USER / $MINIO_ROOT_PASSWORD; console http://$HOST:$MINIO_CONSOLE_PORT)
+    MINIO_ENDPOINT=$HOST:$MINIO_PORT  ($MINIO_ROOT_USER / $MINIO_ROOT_PASSWORD; console http://$HOST:$MINIO_CONSOLE_PORT)
     ZIPKIN=http://$HOST:$ZIPKIN_PORT  (spans: http://$HOST:$ZIPKIN_PORT/api/v2/spans)
 EOF

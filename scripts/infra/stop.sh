@@ -9,18 +9,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STOP_TIMEOUT="${CONCILIARE_STOP_TIMEOUT:-30}"
 
-# our_pid PIDFILE PATTERN: pid from PIDFILE if alive and its command line contains PATTERN.
+# our_pid PIDFILE PATTERN: pid from PIDFILE if alive and its command line (or,
+# for RabbitMQ's beam.smp whose command line doesn't name the node, its
+# environment) contains PATTERN.
 our_pid() {
-    local pid
+    local pid text
     pid="$(read_pid "$1")" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
+    # No `| grep -q` here: with pipefail, SIGPIPE would make a match look like a miss.
+    text="$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline"; tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ")" || true
+    [[ "$text" == *"$2"* ]] || return 1
     echo "$pid"
 }
 
 # wait_exit PID SECONDS: true once PID is gone.
 wait_exit() {
     local deadline=$((SECONDS + $2))
-    while kill -0 "$1" 2>/dev/null; do
+    while pid_alive "$1"; do
         ((SECONDS < deadline)) || return 1
         sleep 0.2
     done
@@ -47,33 +51,44 @@ stop_pidfile() {
 
 stop_rabbitmq() {
     local d="$CONCILIARE_STATE/rabbitmq" pid
+    # Our node's beam.smp carries RABBITMQ_MNESIA_BASE=<our state dir> in its environment.
+    local mark="RABBITMQ_MNESIA_BASE=$d/mnesia" was_running=0
+    if our_pid "$d/rabbitmq.pid" "$mark" >/dev/null || our_pid "$d/launcher.pid" rabbitmq-server >/dev/null; then
+        was_running=1
+    fi
     if rabbitmqctl_ours ping >/dev/null 2>&1; then
-        pid="$(read_pid "$d/rabbitmq.pid" || echo '?')"
-        say rabbitmq "stopping node $RABBITMQ_NODE (pid $pid)"
+        was_running=1
+        say rabbitmq "stopping node $RABBITMQ_NODE (pid $(read_pid "$d/rabbitmq.pid" || echo '?'))"
         # `shutdown` returns only once the node's OS process has exited.
-        if ! rabbitmqctl_ours shutdown --timeout "$STOP_TIMEOUT" >>"$d/startup.log" 2>&1; then
+        rabbitmqctl_ours shutdown --timeout "$STOP_TIMEOUT" >>"$d/startup.log" 2>&1 ||
             warn rabbitmq "rabbitmqctl shutdown failed; falling back to signals"
-        fi
     fi
-    # Fallback (node not answering rabbitmqctl, e.g. half-booted): signal the
-    # node and the rabbitmq-server wrapper script by pid file.
-    if our_pid "$d/rabbitmq.pid" "$RABBITMQ_NODE" >/dev/null; then
-        stop_pidfile rabbitmq "$d/rabbitmq.pid" "$RABBITMQ_NODE"
+    # Fallback for a node that doesn't answer rabbitmqctl (e.g. half-booted):
+    # signal beam.smp by pid file. The rabbitmq-server wrapper exits with it.
+    if our_pid "$d/rabbitmq.pid" "$mark" >/dev/null; then
+        stop_pidfile rabbitmq "$d/rabbitmq.pid" "$mark"
     fi
-    if our_pid "$d/launcher.pid" rabbitmq-server >/dev/null; then
-        pid="$(read_pid "$d/launcher.pid")"
-        wait_exit "$pid" 10 || stop_pidfile rabbitmq "$d/launcher.pid" rabbitmq-server
+    if pid="$(our_pid "$d/launcher.pid" rabbitmq-server)" && ! wait_exit "$pid" 10; then
+        stop_pidfile rabbitmq-wrapper "$d/launcher.pid" rabbitmq-server
     fi
     rm -f "$d/rabbitmq.pid" "$d/launcher.pid"
-    say rabbitmq "stopped"
+    if ((was_running)); then
+        say rabbitmq "stopped"
+    else
+        say rabbitmq "not running (nothing of ours to stop)"
+    fi
 
     # epmd: only if start.sh started it and no other Erlang node still uses it.
-    if pid="$(our_pid "$d/epmd.pid" epmd)"; then
-        if epmd -names 2>/dev/null | grep -q '^name '; then
+    if our_pid "$d/epmd.pid" epmd >/dev/null; then
+        local names
+        names="$(epmd -names 2>/dev/null)" || true
+        if [[ "$names" == *$'\nname '* ]]; then
             say epmd "left running (other Erlang nodes still registered)"
         else
             stop_pidfile epmd "$d/epmd.pid" epmd
         fi
+    else
+        rm -f "$d/epmd.pid"
     fi
 }
 
@@ -81,8 +96,12 @@ stop_zipkin()   { stop_pidfile zipkin "$CONCILIARE_STATE/zipkin/zipkin.pid" "$ZI
 stop_minio()    { stop_pidfile minio "$CONCILIARE_STATE/minio/minio.pid" "$MINIO_BIN"; }
 stop_ferretdb() { stop_pidfile ferretdb "$CONCILIARE_STATE/ferretdb/ferretdb.pid" "$FERRETDB_BIN"; }
 
-# Reverse start order; none depends on another, so order is cosmetic.
-stop_zipkin
-stop_minio
-stop_ferretdb
-stop_rabbitmq
+# Each takes a few seconds to shut down gracefully, so stop them in parallel.
+pids=()
+stop_zipkin & pids+=($!)
+stop_minio & pids+=($!)
+stop_ferretdb & pids+=($!)
+stop_rabbitmq & pids+=($!)
+rc=0
+for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+exit "$rc"

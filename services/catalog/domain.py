@@ -117,8 +117,10 @@ class InvalidTransition(CatalogError):
 class NotPublishable(CatalogError):
     """Carries every reason at once so the form can show them all."""
 
-    def __init__(self, reasons: list[str]) -> None:
+    def __init__(self, reasons: list[str], fields: list[str] | None = None) -> None:
         self.reasons = list(reasons)
+        # The spec field each reason is about, so a form can highlight it.
+        self.fields = list(fields) if fields is not None else ["spec"] * len(self.reasons)
         super().__init__("l'offerta non può essere pubblicata: " + "; ".join(self.reasons))
 
 
@@ -694,20 +696,23 @@ def ensure_publishable(spec: OfferingSpec, today: date) -> None:
 
     Capacity >= 1 is already guaranteed by `OfferingSpec`.
     """
-    reasons: list[str] = []
+    problems: list[tuple[str, str]] = []
     if not spec.calendar.periods:
-        reasons.append("il calendario non contiene alcun periodo di apertura")
+        problems.append(("calendar", "il calendario non contiene alcun periodo di apertura"))
     elif not is_open_between(spec.calendar, today, date.max, spec.weekdays()):
-        reasons.append(
-            "il calendario non ha più giorni di apertura: i periodi sono "
-            "terminati o tutti i giorni rimasti sono di chiusura"
+        problems.append(
+            (
+                "calendar",
+                "il calendario non ha più giorni di apertura: i periodi sono "
+                "terminati o tutti i giorni rimasti sono di chiusura",
+            )
         )
     if not spec.description:
-        reasons.append("manca la descrizione del servizio")
+        problems.append(("description", "manca la descrizione del servizio"))
     if spec.address is None and spec.type not in ADDRESS_OPTIONAL_TYPES:
-        reasons.append("manca l'indirizzo della sede del servizio")
-    if reasons:
-        raise NotPublishable(reasons)
+        problems.append(("address", "manca l'indirizzo della sede del servizio"))
+    if problems:
+        raise NotPublishable([reason for _, reason in problems], [field for field, _ in problems])
 
 
 def change_status(current: OfferingStatus, target: OfferingStatus, spec: OfferingSpec, today: date) -> OfferingStatus:

@@ -149,7 +149,10 @@ def test_bad_inputs_are_refused_and_nothing_is_stored(
     assert ok(admin.get("/v1/partners", params={"tax_code": "12345678901"}))["total"] == 0
 
     body = assert_problem(admin.post("/v1/partners", json={"kind": "nave", "name": "X"}), 422)
-    assert {"kind", "tax_code", "comune_istat"} <= {e["field"] for e in body["errors"]}
+    messages = {e["field"]: e["message"] for e in body["errors"]}
+    assert messages["tax_code"] == "campo obbligatorio" and messages["comune_istat"] == "campo obbligatorio"
+    assert messages["kind"].startswith("valore non ammesso") and "cooperativa" in messages["kind"]
+    assert messages["name"] == "deve avere almeno 2 caratteri"
 
     totem = PARTNER_BY_KEY["coop_totem"]
     duplicate = {"kind": "cooperativa", "name": "Totem bis", "tax_code": totem.tax_code, "comune_istat": "012042"}
@@ -169,11 +172,11 @@ def test_bad_inputs_are_refused_and_nothing_is_stored(
     duplicate_code = {
         "code": alliance["code"],
         "name": "Doppione",
-        "ambiti": [{"name": "A", "comuni_istat": ["012042"]}],
+        "ambiti": [{"name": "Ambito A", "comuni_istat": ["012042"]}],
         "capofila_partner_id": partner_ids["comune_castellanza"],
     }
     assert_problem(admin.post("/v1/alliances", json=duplicate_code), 409)
-    unknown_comune = {**duplicate_code, "code": unique("NEW"), "ambiti": [{"name": "A", "comuni_istat": ["012999"]}]}
+    unknown_comune = {**duplicate_code, "code": unique("NEW"), "ambiti": [{"name": "Ambito A", "comuni_istat": ["012999"]}]}
     body = assert_problem(admin.post("/v1/alliances", json=unknown_comune), 422)
     assert "012999" in body["errors"][0]["message"]
     assert ok(admin.get("/v1/alliances"))["total"] == alliances_before

@@ -35,8 +35,10 @@ class EventRecorder:
 
 
 @pytest.fixture
-def config(rabbit_config: dict[str, Any], fresh_database: str) -> dict[str, Any]:
-    return {**rabbit_config, "MONGO_DATABASE": fresh_database}
+def config(rabbit_uri: str, fresh_database: str) -> dict[str, Any]:
+    # nameko 3's `rabbit_config` patches the global config and yields nothing: the
+    # per-test vhost URI comes from `rabbit_uri` and is applied by container_factory.
+    return {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ def test_alliance_with_members_emits_events(partners: Any, recorder: Any) -> Non
     assert alliance["member_count"] == 1 and len(alliance["ambiti"]) == 2
 
     with entrypoint_waiter(
-        recorder, "on_membership_changed", timeout=10, callback=lambda wr: wr.args[0]["partner_id"] == il_seme["id"]
+        recorder, "on_membership_changed", timeout=10, callback=lambda worker_ctx, result, exc_info: worker_ctx.args[0]["partner_id"] == il_seme["id"]
     ):
         partners.add_member(alliance_id=alliance["id"], payload={"partner_id": marnate["id"], "status": "formalized"})
         partners.add_member(alliance_id=alliance["id"], payload={"partner_id": il_seme["id"]})

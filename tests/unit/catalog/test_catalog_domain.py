@@ -531,6 +531,7 @@ def test_not_publishable_lists_every_reason() -> None:
         "manca la descrizione del servizio",
         "manca l'indirizzo della sede del servizio",
     ]
+    assert info.value.fields == ["calendar", "description", "address"]
     assert str(info.value).startswith("l'offerta non può essere pubblicata: ")
 
 

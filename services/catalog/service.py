@@ -1,0 +1,99 @@
+"""Catalog service: the offerings of provider partners in an alliance (entrypoints only)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from nameko.events import EventDispatcher
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from conciliare.chassis.validation import dump, parse
+from conciliare.contracts.catalog import OfferingQuery, ProviderOfferingQuery
+from conciliare.contracts.common import utc_now
+from conciliare.errors import DomainError
+from conciliare.tracing import instrument_nameko, setup_tracing
+from services.catalog import usecases
+from services.catalog.dependencies import (
+    CatalogStore,
+    EnrolmentClient,
+    EnrolmentRpc,
+    PartnersClient,
+    PartnersRpc,
+)
+from services.catalog.domain import OfferingSpec
+from services.catalog.repository import CatalogRepository
+
+setup_tracing("catalog-service")
+instrument_nameko()
+
+domain_rpc = rpc(expected_exceptions=DomainError)
+
+
+class CatalogService:
+    name = "catalog"
+
+    # Typed as what a worker receives: each provider hands the worker a client.
+    store: CatalogRepository = CatalogStore()
+    partners: PartnersClient = PartnersRpc()
+    enrolment: EnrolmentClient = EnrolmentRpc()
+    dispatch: Callable[[str, dict[str, Any]], None] = EventDispatcher()
+
+    def _publish(self) -> None:
+        self.store.outbox.publish_pending(self.dispatch)
+
+    @timer(interval=2)
+    def relay_outbox(self) -> None:
+        """Publish events a crash left in an outbox."""
+        self._publish()
+
+    @domain_rpc
+    def ping(self) -> str:
+        """Readiness probe: answers once the service and its database are up."""
+        self.store.db.command("ping")
+        return "pong"
+
+    @domain_rpc
+    def create_offering(self, alliance_id: str, provider_partner_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create a draft offering of a formalized member, in one of the alliance's Comuni."""
+        spec = parse(OfferingSpec, payload)
+        return dump(
+            usecases.create_offering(self.store, self.partners, alliance_id, provider_partner_id, spec, utc_now())
+        )
+
+    @domain_rpc
+    def get_offering(self, offering_id: str) -> dict[str, Any]:
+        """One offering by id, whatever its status (callers decide who may see it)."""
+        return dump(usecases.get_offering(self.store, offering_id))
+
+    @domain_rpc
+    def get_snapshot(self, offering_id: str) -> dict[str, Any]:
+        """An offering as its events describe it (for consumers rebuilding a projection)."""
+        return dump(usecases.get_snapshot(self.store, offering_id))
+
+    @domain_rpc
+    def update_offering(self, offering_id: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+        """Replace an offering's data if ``version`` is still current; capacity never below confirmed seats."""
+        spec = parse(OfferingSpec, payload)
+        result = usecases.update_offering(
+            self.store, self.partners, self.enrolment, offering_id, version, spec, utc_now()
+        )
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def change_status(self, offering_id: str, target: str) -> dict[str, Any]:
+        """Apply ``target``: publish (draft), resume (suspended), suspend or archive."""
+        result = usecases.change_offering_status(self.store, self.partners, offering_id, target, utc_now())
+        self._publish()
+        return dump(result)
+
+    @domain_rpc
+    def search_offerings(self, criteria: dict[str, Any]) -> dict[str, Any]:
+        """Offerings of an alliance matching the criteria, by relevance then start date, paginated."""
+        return dump(usecases.search_offerings(self.store, parse(OfferingQuery, criteria), utc_now()))
+
+    @domain_rpc
+    def list_offerings_of_provider(self, provider_partner_id: str, query: dict[str, Any]) -> dict[str, Any]:
+        """Offerings of one provider partner (any alliance or one), oldest first."""
+        request = parse(ProviderOfferingQuery, query)
+        return dump(usecases.list_offerings_of_provider(self.store, provider_partner_id, request))
