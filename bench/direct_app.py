@@ -27,9 +27,16 @@ async def alliance_partners(alliance_id: str) -> dict[str, Any]:
     ids = [m["partner_id"] for m in alliance["members"] if m["status"] != "withdrawn"]
     partners = await db.partners.find({"_id": {"$in": ids}}).sort("name_key", 1).to_list(None)
     items = [
-        {"id": p["_id"], "kind": p["kind"], "name": p["name"], "tax_code": p["tax_code"],
-         "comune_istat": p["comune_istat"], "email": p.get("email"), "family_friendly": p.get("family_friendly", False),
-         "created_at": p["created_at"].isoformat()}
+        {
+            "id": p["_id"],
+            "kind": p["kind"],
+            "name": p["name"],
+            "tax_code": p["tax_code"],
+            "comune_istat": p["comune_istat"],
+            "email": p.get("email"),
+            "family_friendly": p.get("family_friendly", False),
+            "created_at": p["created_at"].isoformat(),
+        }
         for p in partners
     ]
     return {"items": items, "total": len(items), "limit": 50, "offset": 0}

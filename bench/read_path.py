@@ -70,8 +70,19 @@ def main() -> None:
     direct_url = f"http://127.0.0.1:{DIRECT_PORT}/alliances/{alliance_id}/partners"
 
     direct = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "uvicorn", "bench.direct_app:app", "--port", str(DIRECT_PORT),
-         "--workers", str(args.workers), "--no-access-log", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.direct_app:app",
+            "--port",
+            str(DIRECT_PORT),
+            "--workers",
+            str(args.workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
     )
     try:
         for _ in range(50):

@@ -1,12 +1,14 @@
 """The gateway: the only HTTP entry of Conciliare."""
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
 from conciliare.settings import get_platform_settings
@@ -51,6 +53,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await identity.close()
 
 
+class TraceIdHeaderMiddleware:
+    """Put the trace id on every response, so a user can quote it to support.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware would stream the body
+    separately from the headers, and on loopback that alone costs ~40 ms a request
+    (Nagle + delayed ACK).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_trace_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                context = trace.get_current_span().get_span_context()
+                if context.is_valid:
+                    headers = MutableHeaders(scope=message)
+                    headers["X-Trace-Id"] = format(context.trace_id, "032x")
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace_id)
+
+
 def create_app() -> FastAPI:
     configure_logging()
     setup_tracing("gateway")
@@ -66,14 +95,7 @@ def create_app() -> FastAPI:
     for module in (auth, health, alliances, partners, projects, offerings, households, enrolments):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def trace_id_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            response.headers["X-Trace-Id"] = format(context.trace_id, "032x")
-        return response
-
+    app.add_middleware(TraceIdHeaderMiddleware)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/v1/health")
     return app
 

@@ -71,9 +71,11 @@ class RpcClient:
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_uri)
-        # Publisher confirms + mandatory: a request no queue is bound for comes
-        # back as a DeliveryError, which we report as "service unavailable".
-        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        # Mandatory publishing without publisher confirms: a request no queue is
+        # bound for comes back as basic.return and fails its caller at once with
+        # "service unavailable"; confirms would add a broker round trip per call.
+        self._channel = await self._connection.channel(publisher_confirms=False)
+        self._channel.return_callbacks.add(self._on_returned)
         self._exchange = await self._channel.declare_exchange(RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await self._channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
         await queue.bind(self._exchange, routing_key=self._reply_queue_name)
@@ -85,6 +87,11 @@ class RpcClient:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+
+    def _on_returned(self, _channel: Any, message: AbstractIncomingMessage) -> None:
+        future = self._pending.get(message.correlation_id or "")
+        if future is not None and not future.done():
+            future.set_exception(ServiceUnavailable(message.routing_key.split(".")[0] if message.routing_key else "?"))
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)
@@ -121,7 +128,7 @@ class RpcClient:
             try:
                 await self._exchange.publish(message, routing_key=f"{service}.{method}", mandatory=True)
                 reply = await asyncio.wait_for(future, wait)
-            except DeliveryError:
+            except (DeliveryError, ServiceUnavailable):
                 raise ServiceUnavailable(service) from None
             except TimeoutError:
                 if not await self._has_consumers(service):

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from conciliare.contracts.partners import MembershipRole, MembershipStatus
 from gateway.deps import NOT_FOUND, Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
+from gateway.responses import service_json
 from gateway.schemas.alliances import (
     AllianceCreate,
     AllianceOut,
@@ -29,7 +30,7 @@ CanWrite = Depends(require_scope("alliances:write"))
 @router.get("", response_model=AlliancePage, dependencies=[CanRead], summary="Alleanze visibili")
 async def list_alliances(rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> Any:
     readable = await tenancy.readable_alliances()
-    return await rpc.call("partners", "list_alliances", alliance_ids=readable, page=page.model_dump())
+    return service_json(await rpc.call("partners", "list_alliances", alliance_ids=readable, page=page.model_dump()))
 
 
 @router.post(
@@ -42,13 +43,15 @@ async def list_alliances(rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> 
 async def create_alliance(body: AllianceCreate, rpc: Rpc, tenancy: TenancyDep) -> Any:
     if tenancy.principal.role is not Role.PLATFORM_ADMIN:
         raise ProblemError(403, "Operazione non consentita", "Solo l'operatore regionale crea nuove alleanze.")
-    return await rpc.call("partners", "create_alliance", payload=body.model_dump(mode="json"))
+    return service_json(
+        await rpc.call("partners", "create_alliance", payload=body.model_dump(mode="json")), status.HTTP_201_CREATED
+    )
 
 
 @router.get("/{alliance_id}", response_model=AllianceOut, dependencies=[CanRead], summary="Un'alleanza")
 async def get_alliance(alliance_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_readable(alliance_id)
-    return await rpc.call("partners", "get_alliance", alliance_id=alliance_id)
+    return service_json(await rpc.call("partners", "get_alliance", alliance_id=alliance_id))
 
 
 @router.get("/{alliance_id}/members", response_model=MemberPage, dependencies=[CanRead], summary="Membri dell'alleanza")
@@ -62,7 +65,7 @@ async def list_members(
 ) -> Any:
     await tenancy.ensure_readable(alliance_id)
     query = {"status": member_status, "role": role, **page.model_dump()}
-    return await rpc.call("partners", "list_members", alliance_id=alliance_id, query=query)
+    return service_json(await rpc.call("partners", "list_members", alliance_id=alliance_id, query=query))
 
 
 @router.post(
@@ -74,7 +77,10 @@ async def list_members(
 )
 async def add_member(alliance_id: str, body: MemberAdd, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_manageable(alliance_id)
-    return await rpc.call("partners", "add_member", alliance_id=alliance_id, payload=body.model_dump(mode="json"))
+    return service_json(
+        await rpc.call("partners", "add_member", alliance_id=alliance_id, payload=body.model_dump(mode="json")),
+        status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -106,4 +112,4 @@ async def change_member(
 ) -> Any:
     await tenancy.ensure_manageable(alliance_id)
     method = "formalize_member" if body.status is MemberTargetStatus.FORMALIZED else "withdraw_member"
-    return await rpc.call("partners", method, alliance_id=alliance_id, partner_id=partner_id)
+    return service_json(await rpc.call("partners", method, alliance_id=alliance_id, partner_id=partner_id))

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from gateway.deps import Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
+from gateway.responses import service_json
 from gateway.schemas.common import PaginationDep
 from gateway.schemas.partners import PartnerCreate, PartnerKind, PartnerOut, PartnerPage
 from gateway.security import Role
@@ -47,7 +48,9 @@ async def list_partners(
         query["partner_ids"] = [principal.partner_id]
     elif principal.role is not Role.PLATFORM_ADMIN:
         query["alliance_ids"] = await tenancy.readable_alliances() or []
-    return await rpc.call("partners", "list_partners", query={k: v for k, v in query.items() if v is not None})
+    return service_json(
+        await rpc.call("partners", "list_partners", query={k: v for k, v in query.items() if v is not None})
+    )
 
 
 @router.post(
@@ -58,7 +61,9 @@ async def list_partners(
     summary="Registra un partner",
 )
 async def register_partner(body: PartnerCreate, rpc: Rpc) -> Any:
-    return await rpc.call("partners", "register_partner", payload=body.model_dump(mode="json"))
+    return service_json(
+        await rpc.call("partners", "register_partner", payload=body.model_dump(mode="json")), status.HTTP_201_CREATED
+    )
 
 
 @router.get(
@@ -75,4 +80,4 @@ async def get_partner(partner_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
         shared = set(await rpc.call("partners", "alliances_of_partner", partner_id=partner_id))
         if not shared & set(await tenancy.readable_alliances() or []):
             raise PARTNER_NOT_FOUND
-    return await rpc.call("partners", "get_partner", partner_id=partner_id)
+    return service_json(await rpc.call("partners", "get_partner", partner_id=partner_id))

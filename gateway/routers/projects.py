@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, status
 
 from gateway.deps import Rpc, TenancyDep, require_scope
+from gateway.responses import service_json
 from gateway.schemas.common import PaginationDep
 from gateway.schemas.projects import ProjectOut, ProjectPage, ProjectSpec
 
@@ -17,7 +18,7 @@ CanWrite = Depends(require_scope("projects:write"))
 @router.get("", response_model=ProjectPage, dependencies=[CanRead], summary="Progetti dell'alleanza")
 async def list_projects(alliance_id: str, rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> Any:
     await tenancy.ensure_readable(alliance_id)
-    return await rpc.call("partners", "list_projects", alliance_id=alliance_id, page=page.model_dump())
+    return service_json(await rpc.call("partners", "list_projects", alliance_id=alliance_id, page=page.model_dump()))
 
 
 @router.post(
@@ -29,22 +30,27 @@ async def list_projects(alliance_id: str, rpc: Rpc, tenancy: TenancyDep, page: P
 )
 async def create_project(alliance_id: str, body: ProjectSpec, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_manageable(alliance_id)
-    return await rpc.call("partners", "create_project", alliance_id=alliance_id, payload=body.model_dump(mode="json"))
+    return service_json(
+        await rpc.call("partners", "create_project", alliance_id=alliance_id, payload=body.model_dump(mode="json")),
+        status.HTTP_201_CREATED,
+    )
 
 
 @router.get("/{project_id}", response_model=ProjectOut, dependencies=[CanRead], summary="Un progetto")
 async def get_project(alliance_id: str, project_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_readable(alliance_id)
-    return await rpc.call("partners", "get_project", alliance_id=alliance_id, project_id=project_id)
+    return service_json(await rpc.call("partners", "get_project", alliance_id=alliance_id, project_id=project_id))
 
 
 @router.put("/{project_id}", response_model=ProjectOut, dependencies=[CanWrite], summary="Aggiorna un progetto")
 async def update_project(alliance_id: str, project_id: str, body: ProjectSpec, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_manageable(alliance_id)
-    return await rpc.call(
-        "partners",
-        "update_project",
-        alliance_id=alliance_id,
-        project_id=project_id,
-        payload=body.model_dump(mode="json"),
+    return service_json(
+        await rpc.call(
+            "partners",
+            "update_project",
+            alliance_id=alliance_id,
+            project_id=project_id,
+            payload=body.model_dump(mode="json"),
+        )
     )

@@ -68,9 +68,14 @@ class PartnersRepository:
             query["tax_code"] = tax_code
         if text:
             query["name_key"] = {"$regex": re.escape(text.casefold())}
+        cursor = self.db.partners.find(query).sort("name_key", ASCENDING)
+        if ids is not None:
+            # A bounded set (an alliance's members): one query, counted in memory,
+            # instead of a count plus a find on the hot listing path.
+            docs = list(cursor)
+            return docs[offset : offset + limit], len(docs)
         total = self.db.partners.count_documents(query)
-        cursor = self.db.partners.find(query).sort("name_key", ASCENDING).skip(offset).limit(limit)
-        return list(cursor), total
+        return list(cursor.skip(offset).limit(limit)), total
 
     # --- alliances ------------------------------------------------------------
 

@@ -176,7 +176,11 @@ def test_bad_inputs_are_refused_and_nothing_is_stored(
         "capofila_partner_id": partner_ids["comune_castellanza"],
     }
     assert_problem(admin.post("/v1/alliances", json=duplicate_code), 409)
-    unknown_comune = {**duplicate_code, "code": unique("NEW"), "ambiti": [{"name": "Ambito A", "comuni_istat": ["012999"]}]}
+    unknown_comune = {
+        **duplicate_code,
+        "code": unique("NEW"),
+        "ambiti": [{"name": "Ambito A", "comuni_istat": ["012999"]}],
+    }
     body = assert_problem(admin.post("/v1/alliances", json=unknown_comune), 422)
     assert "012999" in body["errors"][0]["message"]
     assert ok(admin.get("/v1/alliances"))["total"] == alliances_before

@@ -104,7 +104,10 @@ def test_alliance_with_members_emits_events(partners: Any, recorder: Any) -> Non
     assert alliance["member_count"] == 1 and len(alliance["ambiti"]) == 2
 
     with entrypoint_waiter(
-        recorder, "on_membership_changed", timeout=10, callback=lambda worker_ctx, result, exc_info: worker_ctx.args[0]["partner_id"] == il_seme["id"]
+        recorder,
+        "on_membership_changed",
+        timeout=10,
+        callback=lambda worker_ctx, result, exc_info: worker_ctx.args[0]["partner_id"] == il_seme["id"],
     ):
         partners.add_member(alliance_id=alliance["id"], payload={"partner_id": marnate["id"], "status": "formalized"})
         partners.add_member(alliance_id=alliance["id"], payload={"partner_id": il_seme["id"]})
