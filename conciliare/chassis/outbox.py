@@ -71,10 +71,9 @@ class OutboxRelay:
             for doc in coll.find(query, {OUTBOX_FIELD: 1}).limit(batch):
                 for record in doc.get(OUTBOX_FIELD, []):
                     dispatch(record["event_type"], record["payload"])
-                    coll.update_one(
-                        {"_id": doc["_id"]},
-                        {"$pull": {OUTBOX_FIELD: {"event_id": record["event_id"]}}},
-                    )
+                    # Pull the record exactly as read: FerretDB 1.x ignores $pull
+                    # with a condition ({"event_id": ...}) without any error.
+                    coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX_FIELD: record}})
                     published += 1
                 # Clear the flag only if nothing new was queued meanwhile.
                 coll.update_one({"_id": doc["_id"], OUTBOX_FIELD: []}, {"$set": {PENDING_FLAG: False}})

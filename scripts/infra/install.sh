@@ -13,6 +13,7 @@
 # Re-running is cheap: every cached server is reported and skipped.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export DEBIAN_FRONTEND=noninteractive
@@ -122,7 +123,7 @@ install_ferretdb() {
         say ferretdb "cached: $FERRETDB_BIN"
         return
     fi
-    say ferretdb "building $FERRETDB_VERSION (first time, ~3 min)"
+    say ferretdb "building $FERRETDB_VERSION (first time, ~2 min)"
     local t0=$SECONDS
     rm -rf "$dir" && mkdir -p "$dir"
     log="$dir/build.log"

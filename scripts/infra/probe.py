@@ -26,7 +26,7 @@ def _recv_exact(sock, n):
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
         if not chunk:
-            raise ConnectionError("connection closed after %d of %d bytes" % (len(buf), n))
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
         buf += chunk
     return buf
 
@@ -71,11 +71,11 @@ def probe_mongo(host, port):
         length, _req, _resp, opcode = struct.unpack("<iiii", _recv_exact(s, 16))
         reply = _recv_exact(s, length - 16)
     if opcode != 2013:
-        raise ValueError("unexpected reply opcode %d" % opcode)
+        raise ValueError(f"unexpected reply opcode {opcode}")
     # reply = flagBits(4) kind(1) BSON document; look for ok: 1 (double or int32).
     bson = reply[5:]
     if b"\x01ok\x00" + struct.pack("<d", 1.0) not in bson and b"\x10ok\x00" + struct.pack("<i", 1) not in bson:
-        raise ValueError("ping reply has no ok: 1: %r" % bson[:200])
+        raise ValueError(f"ping reply has no ok: 1: {bson[:200]!r}")
 
 
 PROBES = {"port": probe_port, "amqp": probe_amqp, "mongo": probe_mongo}
@@ -88,7 +88,7 @@ def main(argv):
     try:
         PROBES[argv[1]](argv[2], argv[3])
     except Exception as exc:  # any failure just means "not (yet) healthy"
-        sys.stderr.write("%s %s:%s: %s\n" % (argv[1], argv[2], argv[3], exc))
+        sys.stderr.write(f"{argv[1]} {argv[2]}:{argv[3]}: {exc}\n")
         return 1
     return 0
 

@@ -18,6 +18,7 @@
 # set CONCILIARE_KEEP_SYSTEM_RABBITMQ=1 to get an error instead.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TIMEOUT="${CONCILIARE_START_TIMEOUT:-120}"

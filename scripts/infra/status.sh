@@ -4,6 +4,7 @@
 # Exit status: 0 if all four are up, 3 otherwise (handy for `make` / CI).
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 all_up=1

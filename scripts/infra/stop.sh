@@ -5,6 +5,7 @@
 # Waits for each to exit. Idempotent: already-stopped servers are reported.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STOP_TIMEOUT="${CONCILIARE_STOP_TIMEOUT:-30}"

@@ -17,7 +17,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from conciliare.chassis.outbox import OUTBOX_FIELD, PENDING_FLAG, Dispatch, OutboxRelay, attach_events, push_events
+from conciliare.chassis.outbox import OutboxRelay, attach_events, push_events
 from conciliare.contracts.common import IntegrationEvent
 from services.catalog.domain import SearchCriteria, tokenize
 
@@ -25,39 +25,6 @@ Document = dict[str, Any]
 OUTBOX_COLLECTIONS = ("offerings",)
 # Never returned to callers: the outbox is the relay's business.
 HIDDEN = {"_outbox": 0, "_outbox_pending": 0}
-
-
-class ExactPullOutboxRelay(OutboxRelay):
-    """``OutboxRelay`` that removes each published record by its exact value.
-
-    FerretDB 1.x silently ignores ``$pull`` with a condition document
-    (``{"_outbox": {"event_id": ...}}``: matched 1, modified 0), so the chassis relay
-    never empties an outbox there and re-publishes every event at each timer tick.
-    Pulling the record exactly as it was read works on MongoDB and FerretDB alike.
-    TODO: drop this class once ``chassis/outbox.py`` pulls exact records itself.
-    """
-
-    def publish_pending(
-        self,
-        dispatch: Dispatch,
-        collection: str | None = None,
-        document_id: Any = None,
-        batch: int = 100,
-    ) -> int:
-        published = 0
-        for name in [collection] if collection else self.collections:
-            coll = self.database[name]
-            query: Document = {PENDING_FLAG: True}
-            if document_id is not None:
-                query["_id"] = document_id
-            for doc in coll.find(query, {OUTBOX_FIELD: 1}).limit(batch):
-                for record in doc.get(OUTBOX_FIELD, []):
-                    dispatch(record["event_type"], record["payload"])
-                    coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX_FIELD: record}})
-                    published += 1
-                # Clear the flag only if nothing new was queued meanwhile.
-                coll.update_one({"_id": doc["_id"], OUTBOX_FIELD: []}, {"$set": {PENDING_FLAG: False}})
-        return published
 
 
 def ensure_indexes(db: Database[Document]) -> None:
@@ -101,7 +68,7 @@ def search_prefilter(criteria: SearchCriteria, statuses: Sequence[str], unpublis
 class CatalogRepository:
     def __init__(self, db: Database[Document]) -> None:
         self.db = db
-        self.outbox = ExactPullOutboxRelay(db, OUTBOX_COLLECTIONS)
+        self.outbox = OutboxRelay(db, OUTBOX_COLLECTIONS)
 
     def insert_offering(self, doc: Document, events: list[IntegrationEvent]) -> None:
         self.db.offerings.insert_one(attach_events(doc, events))

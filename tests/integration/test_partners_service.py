@@ -124,8 +124,23 @@ def test_alliance_with_members_emits_events(partners: Any, recorder: Any) -> Non
     created_events = [p for kind, p in EventRecorder.received if kind == "alliance.created"]
     assert created_events[0]["code"] == "CASTELLANZA"
     assert {"event_id", "occurred_at", "schema_version", "alliance_id"} <= set(created_events[0])
-    # Everything published left the outbox.
     assert partners.list_alliances(alliance_ids=None, page={})["items"][0]["member_count"] == 3
+
+
+def test_published_events_leave_the_outbox(
+    partners: Any, recorder: Any, mongo_client: Any, fresh_database: str
+) -> None:
+    capofila = register(partners, "asc_medio_olona")
+    payload = {
+        "code": "TEST-O",
+        "name": "Alleanza outbox",
+        "ambiti": [{"name": "Ambito", "comuni_istat": ["012042"]}],
+        "capofila_partner_id": capofila["id"],
+    }
+    with entrypoint_waiter(recorder, "on_alliance_created", timeout=10):
+        alliance = partners.create_alliance(payload=payload)
+    stored = mongo_client[fresh_database].alliances.find_one({"_id": alliance["id"]})
+    assert stored["_outbox"] == [] and stored["_outbox_pending"] is False
 
 
 def test_second_capofila_and_duplicate_code_are_conflicts(partners: Any) -> None:
