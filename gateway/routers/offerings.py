@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, status
 from conciliare.errors import ValidationFailed
 from gateway.deps import Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
+from gateway.responses import service_json
 from gateway.rpc import RpcClient
 from gateway.schemas.common import PaginationDep
 from gateway.schemas.offerings import OfferingAction, OfferingCreate, OfferingOut, OfferingPage, OfferingUpdate
@@ -136,7 +137,7 @@ async def search_offerings(
         **page.model_dump(),
     }
     payload = {k: v.isoformat() if isinstance(v, date) else v for k, v in criteria.items() if v is not None}
-    return await rpc.call("catalog", "search_offerings", criteria=payload)
+    return service_json(await rpc.call("catalog", "search_offerings", criteria=payload))
 
 
 @router.post(
@@ -161,9 +162,10 @@ async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep) -
             "Indicare il partner erogatore.", [{"field": "provider_partner_id", "message": "obbligatorio"}]
         )
     spec = body.model_dump(mode="json", exclude={"alliance_id", "provider_partner_id"})
-    return await rpc.call(
+    created = await rpc.call(
         "catalog", "create_offering", alliance_id=body.alliance_id, provider_partner_id=provider, payload=spec
     )
+    return service_json(created, status.HTTP_201_CREATED)
 
 
 @router.get("/{offering_id}", response_model=OfferingOut, dependencies=[CanRead], summary="Un'offerta")
@@ -171,7 +173,7 @@ async def get_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
     offering = await _load(rpc, offering_id)
     if not await _can_see(tenancy, offering):
         raise OFFERING_NOT_FOUND
-    return offering
+    return service_json(offering)
 
 
 @router.put(
@@ -183,12 +185,14 @@ async def get_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
 async def update_offering(offering_id: str, body: OfferingUpdate, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await _changeable(rpc, tenancy, offering_id)
     spec = body.model_dump(mode="json", exclude={"version"})
-    return await rpc.call("catalog", "update_offering", offering_id=offering_id, version=body.version, payload=spec)
+    return service_json(
+        await rpc.call("catalog", "update_offering", offering_id=offering_id, version=body.version, payload=spec)
+    )
 
 
 async def _act(offering_id: str, action: OfferingAction, rpc: RpcClient, tenancy: TenancyDep) -> Any:
     await _changeable(rpc, tenancy, offering_id)
-    return await rpc.call("catalog", "change_status", offering_id=offering_id, target=action.value)
+    return service_json(await rpc.call("catalog", "change_status", offering_id=offering_id, target=action.value))
 
 
 @router.post(

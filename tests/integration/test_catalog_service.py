@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from nameko.events import event_handler
 from nameko.exceptions import RemoteError
+from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcClient
 from nameko.testing.services import entrypoint_waiter
 from pymongo import MongoClient
@@ -377,6 +378,43 @@ def test_lowering_capacity_needs_the_enrolment_service(catalog: Any, alliance: d
 
     grown = catalog.update_offering(offering_id=draft["id"], version=3, payload=spec(capacity=30))
     assert grown["spec"]["capacity"] == 30 and grown["version"] == 4
+
+
+SeatCountsMethod = Callable[[Any, str], dict[str, int]]
+typed_rpc: Callable[[SeatCountsMethod], SeatCountsMethod] = rpc
+
+
+class EnrolmentStandIn:
+    """Answers ``enrolment.seat_counts`` as the enrolment service's contract says."""
+
+    name = "enrolment"
+    confirmed = 12
+
+    @typed_rpc
+    def seat_counts(self, offering_id: str) -> dict[str, int]:
+        return {"confirmed": EnrolmentStandIn.confirmed, "waitlisted": 3}
+
+
+def test_capacity_never_below_confirmed_seats(
+    catalog: Any, alliance: dict[str, str], container_factory: Any, rabbit_uri: str
+) -> None:
+    container_factory(EnrolmentStandIn, {"AMQP_URI": rabbit_uri}).start()
+    offering = catalog.create_offering(
+        alliance_id=alliance["id"], provider_partner_id=alliance["coop_totem"], payload=spec()
+    )
+    catalog.change_status(offering_id=offering["id"], target="publish")
+    error = refused(catalog.update_offering, offering_id=offering["id"], version=2, payload=spec(capacity=10))
+    assert error.exc_type == "Conflict" and "posti già confermati (12)" in error.value
+    exact = catalog.update_offering(offering_id=offering["id"], version=2, payload=spec(capacity=12))
+    assert exact["spec"]["capacity"] == 12
+
+
+def test_partners_unavailable_refuses_clearly(container_factory: Any, rabbit_uri: str, fresh_database: str) -> None:
+    container_factory(CatalogService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}).start()
+    with ServiceRpcClient("catalog") as catalog:
+        error = refused(catalog.create_offering, alliance_id="a", provider_partner_id="p", payload=spec())
+        assert error.exc_type == "Conflict" and "servizio partner non risponde" in error.value
+        assert catalog.search_offerings(criteria={"alliance_id": "a", "statuses": ["draft"]})["total"] == 0
 
 
 def test_published_offering_must_stay_publishable_and_in_territory(catalog: Any, alliance: dict[str, str]) -> None:
