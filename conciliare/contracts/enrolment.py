@@ -9,8 +9,10 @@ domain models, answering with Italian field errors.
 from datetime import date, datetime
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+# ``enrolment.seat_counts`` answers with the catalog's own contract (its caller).
+from conciliare.contracts.catalog import SeatCounts as SeatCounts
 from conciliare.contracts.common import Contract, EntityId, IntegrationEvent
 
 SCHEMA_VERSION = 1
@@ -172,20 +174,6 @@ class OfferingRoster(Contract):
     waitlist: list[RosterEntry]
 
 
-class SeatCounts(Contract):
-    confirmed: int
-    waitlisted: int
-
-
-class OfferingAccess(Contract):
-    """Answer of ``enrolment.offering_access``: what the viewer may do with an offering."""
-
-    offering_id: str
-    alliance_id: str
-    provider_partner_id: str
-    is_provider: bool
-
-
 # --- attendance --------------------------------------------------------------------
 
 
@@ -216,6 +204,9 @@ class AttendanceOut(Contract):
 
 
 class RegisterExport(Contract):
+    # The CSV ends with CRLF: keep it byte for byte.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
     filename: str
     content: str = Field(description="CSV separato da punto e virgola, con BOM UTF-8")
 

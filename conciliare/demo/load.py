@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 
 from conciliare.demo import data
+from conciliare.demo.catalog_data import load_offerings
+from conciliare.demo.families import load_families
 from conciliare.settings import get_platform_settings
 from gateway.identity import IdentityStore
 from gateway.security import Role
@@ -138,6 +140,11 @@ def main() -> None:
     loader.partners()
     loader.alliances()
     asyncio.run(loader.users())
+    load_offerings(loader.http, loader.partner_ids, loader.alliance_ids)
+    family = next(u for u in data.USERS if u.role == "family")
+    family_http = httpx.Client(base_url=args.gateway, timeout=30)
+    family_http.headers["Authorization"] = f"Bearer {loader.token(family.username, family.password)}"
+    load_families(family_http)
     manager = data.USERS[1]
     token = loader.token(manager.username, manager.password)
     print(f"    demo users: {', '.join(f'{u.username}/{u.password}' for u in data.USERS)}")
