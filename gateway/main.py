@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.datastructures import MutableHeaders
@@ -83,12 +84,14 @@ class TraceIdHeaderMiddleware:
 def create_app() -> FastAPI:
     configure_logging()
     setup_tracing("gateway")
-    app = FastAPI(
+    # Docs assets served by the gateway itself: regional networks often block CDNs.
+    app = FastAPIOffline(
         title="Conciliare API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
+        redoc_url="/redoc",
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)

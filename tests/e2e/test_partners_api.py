@@ -251,3 +251,15 @@ def test_one_request_is_one_trace_in_zipkin(admin: httpx.Client, castellanza: st
 
 def _is_mongo(span: dict[str, Any]) -> bool:
     return span.get("tags", {}).get("db.system") == "mongodb" or span.get("tags", {}).get("db.system.name") == "mongodb"
+
+
+def test_openapi_docs_work_offline(stack: Stack) -> None:
+    anonymous = stack.client()
+    page = anonymous.get("/docs")
+    assert page.status_code == 200 and "cdn.jsdelivr.net" not in page.text
+    asset = page.text.split('src="')[1].split('"')[0]
+    assert anonymous.get(asset).status_code == 200
+    spec = ok(anonymous.get("/openapi.json"))
+    assert {"/v1/alliances", "/v1/partners", "/v1/auth/token", "/v1/alliances/{alliance_id}/projects"} <= set(
+        spec["paths"]
+    )
