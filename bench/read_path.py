@@ -3,9 +3,11 @@ against a plain FastAPI endpoint reading the same collections directly.
 
 Same data (the demo Castellanza alliance, 14 partners), same number of uvicorn
 workers, 16 concurrent connections, measured by wrk (a C load generator, so the
-Python under test gets the CPU, not the client). Needs a running `make run` stack.
+Python under test gets the CPU, not the client). The two sides alternate over
+several rounds and the medians are reported, so neither profits from running
+second on a warmer database. Needs a running `make run` stack.
 
-    python -m bench.read_path [--duration 20] [--connections 16]
+    python -m bench.read_path [--rounds 3] [--duration 10] [--connections 16]
 """
 
 import argparse
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -50,9 +53,14 @@ def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> d
     }
 
 
+def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "2")))
     args = parser.parse_args()
@@ -96,15 +104,18 @@ def main() -> None:
         assert gateway_items == direct_items, (gateway_items, direct_items)
         wrk(gateway_url, 3, args.connections, auth)  # warm-up
         wrk(direct_url, 3, args.connections, {})
-        via_gateway = wrk(gateway_url, args.duration, args.connections, auth)
-        baseline = wrk(direct_url, args.duration, args.connections, {})
+        gateway_rounds, direct_rounds = [], []
+        for _ in range(args.rounds):
+            gateway_rounds.append(wrk(gateway_url, args.duration, args.connections, auth))
+            direct_rounds.append(wrk(direct_url, args.duration, args.connections, {}))
+        via_gateway, baseline = median_of(gateway_rounds), median_of(direct_rounds)
     finally:
         direct.terminate()
         direct.wait()
 
     result: dict[str, Any] = {
         "scenario": f"GET alliance partners ({gateway_items} items), {args.connections} connections, "
-        f"{args.duration}s, {args.workers} uvicorn workers each",
+        f"median of {args.rounds} alternating rounds of {args.duration}s, {args.workers} uvicorn workers each",
         "gateway": via_gateway,
         "direct": baseline,
         "p50_ratio": round(via_gateway["p50_ms"] / baseline["p50_ms"], 2),

@@ -18,22 +18,28 @@ NOT_FOUND = ProblemError(404, "Risorsa non trovata", "Alleanza non trovata.")
 _bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_rpc(request: Request) -> RpcClient:
+async def get_rpc(request: Request) -> RpcClient:
     client: RpcClient = request.app.state.rpc
     return client
 
 
-def get_identity(request: Request) -> IdentityStore:
+async def get_identity(request: Request) -> IdentityStore:
     store: IdentityStore = request.app.state.identity
     return store
 
 
 Rpc = Annotated[RpcClient, Depends(get_rpc)]
 Identity = Annotated[IdentityStore, Depends(get_identity)]
-Settings = Annotated[GatewaySettings, Depends(get_gateway_settings)]
+async def settings_dependency() -> GatewaySettings:
+    return get_gateway_settings()
 
 
-def current_principal(token: Annotated[str | None, Depends(_bearer)], settings: Settings) -> Principal:
+# Every dependency is `async def`: FastAPI runs plain `def` dependencies in a
+# thread pool, a hand-off that costs more than these functions themselves.
+Settings = Annotated[GatewaySettings, Depends(settings_dependency)]
+
+
+async def current_principal(token: Annotated[str | None, Depends(_bearer)], settings: Settings) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if not token:
         raise ProblemError(
@@ -102,7 +108,7 @@ class Tenancy:
             raise ProblemError(403, "Operazione non consentita", "Solo lo staff dell'alleanza può modificarla.")
 
 
-def get_tenancy(principal: CurrentPrincipal, rpc: Rpc) -> Tenancy:
+async def get_tenancy(principal: CurrentPrincipal, rpc: Rpc) -> Tenancy:
     return Tenancy(principal, rpc)
 
 

@@ -9,7 +9,7 @@ class Pagination(BaseModel):
     offset: int
 
 
-def pagination(
+async def pagination(
     limit: Annotated[int, Query(ge=1, le=200, description="Quanti elementi per pagina")] = 50,
     offset: Annotated[int, Query(ge=0, description="Quanti elementi saltare")] = 0,
 ) -> Pagination:
