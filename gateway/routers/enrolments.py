@@ -39,6 +39,12 @@ CanWrite = Depends(require_scope("enrolments:write"))
 CanReadAttendance = Depends(require_scope("attendance:read"))
 CanWriteAttendance = Depends(require_scope("attendance:write"))
 
+# On a click day thousands of requests queue in the broker for a few workers: a
+# family keeps its place in that queue for up to two minutes instead of getting a
+# 504 after the default RPC timeout. (The service answers 202 "requested" if the
+# decision itself takes longer than a few seconds once it picks the request up.)
+ENROLMENT_RPC_TIMEOUT_SECONDS = 120.0
+
 ENROLMENT_DESCRIPTION = f"""
 Iscrive un figlio della famiglia a un servizio per un periodo e una modalità di frequenza.
 
@@ -84,7 +90,14 @@ async def request_enrolment(
     viewer = viewer_of(principal)
 
     async def operation(key: str | None) -> tuple[int, Any]:
-        result = await rpc.call("enrolment", "request_enrolment", viewer=viewer, payload=payload, request_key=key)
+        result = await rpc.call(
+            "enrolment",
+            "request_enrolment",
+            timeout=ENROLMENT_RPC_TIMEOUT_SECONDS,
+            viewer=viewer,
+            payload=payload,
+            request_key=key,
+        )
         decided = result["status"] != "requested"
         return (status.HTTP_201_CREATED if decided else status.HTTP_202_ACCEPTED), result
 

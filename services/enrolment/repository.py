@@ -17,39 +17,82 @@ the collection (its write path does not use the ``_id`` index: ~15 ms at 4,000
 documents). The request path therefore only reads by ``_id`` and inserts; it
 updates and deletes only in small collections (locks, undecided requests, one
 ledger per offering).
+
+Worse, a read by ``_id`` is a scan too (FerretDB's ``_id`` filter does not match
+the expression its ``_id`` index is built on), stopping at the first match: the
+cost grows with the rows before the document, and the newest documents (the ones
+a click day reads) are last. So the collections that grow with use and are read
+by ``_id`` on the request path (children, their needs and enrolment lists, the
+enrolments, the audit log, attendance) are split by a hash of their key into
+``SHARDS`` physical collections (``children_00`` ... ``children_31``): a read
+scans a thirty-second of the rows. Queries on other fields visit every shard.
 """
 
+import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from conciliare.chassis.inbox import Inbox
 from conciliare.chassis.outbox import PENDING_FLAG
 from conciliare.contracts.common import new_id
-from conciliare.errors import Conflict
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
+SHARDS: Final = 32
+
+
+class Sharded:
+    """One logical collection stored as ``SHARDS`` collections, by a hash of a key."""
+
+    def __init__(self, db: Database[Document], name: str) -> None:
+        self.db = db
+        self.name = name
+
+    def of(self, key: str) -> Collection[Document]:
+        """The shard holding the documents of ``key`` (an id, or the id they belong to)."""
+        return self.db[f"{self.name}_{zlib.crc32(key.encode()) % SHARDS:02d}"]
+
+    def all(self) -> list[Collection[Document]]:
+        return [self.db[f"{self.name}_{index:02d}"] for index in range(SHARDS)]
+
+    def find(self, query: Document) -> list[Document]:
+        """Every matching document, from every shard (not for the request path)."""
+        return [doc for shard in self.all() for doc in shard.find(query)]
+
+    def by_ids(self, ids: Iterable[str]) -> dict[str, Document]:
+        """Documents by ``_id``: one query per shard concerned."""
+        by_shard: dict[str, list[str]] = {}
+        for key in ids:
+            by_shard.setdefault(self.of(key).name, []).append(key)
+        found: dict[str, Document] = {}
+        for name, keys in by_shard.items():
+            query: Document = {"_id": keys[0]} if len(keys) == 1 else {"_id": {"$in": keys}}
+            found.update((doc["_id"], doc) for doc in self.db[name].find(query))
+        return found
 
 
 def ensure_indexes(db: Database[Document]) -> None:
     # Unique indexes are the concurrency guards (both servers enforce them
     # atomically); the others only speed MongoDB up, FerretDB 1.x ignores them.
     db.locks.create_index("key", unique=True)
-    db.children.create_index("household_cf", unique=True)
-    db.children.create_index("household_id")
     db.households.create_index("owner_subject")
-    db.enrolments.create_index([("offering_id", ASCENDING), ("status", ASCENDING)])
-    db.enrolments.create_index("owner_subject")
-    db.enrolments.create_index("provider_partner_id")
-    db.enrolments.create_index("alliance_id")
     db.enrolment_requests.create_index("offering_id")
     db.ledgers.create_index(PENDING_FLAG)
-    db.audit_log.create_index([("child_id", ASCENDING), ("at", ASCENDING)])
+    for shard in Sharded(db, "children").all():
+        shard.create_index("household_id")
+    for shard in Sharded(db, "enrolments").all():
+        shard.create_index([("offering_id", ASCENDING), ("status", ASCENDING)])
+        shard.create_index("owner_subject")
+        shard.create_index("provider_partner_id")
+        shard.create_index("alliance_id")
+    for shard in Sharded(db, "audit_log").all():
+        shard.create_index([("child_id", ASCENDING), ("at", ASCENDING)])
     Inbox(db).ensure_indexes()
 
 
@@ -57,6 +100,14 @@ class EnrolmentRepository:
     def __init__(self, db: Database[Document]) -> None:
         self.db = db
         self.inbox = Inbox(db)
+        self.children = Sharded(db, "children")
+        self.child_needs = Sharded(db, "child_needs")
+        self.child_enrolments = Sharded(db, "child_enrolments")
+        # Keyed by household + codice fiscale: one child per code in a household.
+        self.child_claims = Sharded(db, "child_claims")
+        self.enrolments = Sharded(db, "enrolments")
+        self.audit_log = Sharded(db, "audit_log")
+        self.attendance = Sharded(db, "attendance")
 
     # --- lease locks ------------------------------------------------------------
 
@@ -119,61 +170,78 @@ class EnrolmentRepository:
     # --- children and their needs ---------------------------------------------------
 
     def insert_needs(self, child_id: str, needs: list[str], now: datetime) -> None:
-        self.db.child_needs.replace_one({"_id": child_id}, {"needs": needs, "updated_at": now}, upsert=True)
-
-    def delete_needs(self, child_id: str) -> None:
-        self.db.child_needs.delete_one({"_id": child_id})
+        """Store a child's needs (replacing what an interrupted registration left)."""
+        shard = self.child_needs.of(child_id)
+        try:
+            shard.insert_one({"_id": child_id, "needs": needs, "updated_at": now})
+        except DuplicateKeyError:
+            shard.replace_one({"_id": child_id}, {"needs": needs, "updated_at": now})
 
     def get_needs(self, child_id: str) -> list[str] | None:
-        found = self.db.child_needs.find_one({"_id": child_id})
+        found = self.child_needs.of(child_id).find_one({"_id": child_id})
         return list(found["needs"]) if found else None
 
     def needs_of(self, child_ids: Iterable[str]) -> dict[str, list[str]]:
-        ids = list(child_ids)
-        if not ids:
-            return {}
-        return {doc["_id"]: list(doc["needs"]) for doc in self.db.child_needs.find({"_id": {"$in": ids}})}
+        return {key: list(doc["needs"]) for key, doc in self.child_needs.by_ids(child_ids).items()}
 
-    def insert_child(self, doc: Document) -> None:
+    def claim_child(self, household_cf: str, child_id: str) -> str:
+        """Reserve a codice fiscale in a household for ``child_id``; return the id holding it."""
+        claims = self.child_claims.of(household_cf)
         try:
-            self.db.children.insert_one(doc)
+            claims.insert_one({"_id": household_cf, "child_id": child_id})
         except DuplicateKeyError:
-            raise Conflict(
-                f"Il bambino con codice fiscale {doc['codice_fiscale']} è già registrato in questo nucleo."
-            ) from None
+            found = claims.find_one({"_id": household_cf})
+            assert found is not None
+            return str(found["child_id"])
+        return child_id
+
+    def insert_child(self, doc: Document) -> bool:
+        """False if a child with this id exists already."""
+        try:
+            self.children.of(doc["_id"]).insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
 
     def get_child(self, child_id: str) -> Document | None:
-        return self.db.children.find_one({"_id": child_id})
+        return self.children.of(child_id).find_one({"_id": child_id})
 
     def children_of(self, household_id: str) -> list[Document]:
-        cursor = self.db.children.find({"household_id": household_id}).sort(
-            [("last_name", ASCENDING), ("first_name", ASCENDING)]
-        )
-        return list(cursor)
+        found = self.children.find({"household_id": household_id})
+        return sorted(found, key=lambda c: (c["last_name"], c["first_name"], c["_id"]))
 
     def child_enrolment_items(self, child_id: str) -> list[Document]:
         """The child's enrolments, oldest first: ``<child_id>:0000``, ``:0001`` ... until a gap.
 
-        Insert-only documents read by ``_id``: both O(1) on FerretDB, where a
-        ``$push`` into the child's document would rewrite it at O(collection).
+        Insert-only documents read by ``_id``: a ``$push`` into the child's
+        document would rewrite it at a cost proportional to the collection.
         """
+        shard = self.child_enrolments.of(child_id)
         items: list[Document] = []
-        while (found := self.db.child_enrolments.find_one({"_id": f"{child_id}:{len(items):04d}"})) is not None:
+        while (found := shard.find_one({"_id": f"{child_id}:{len(items):04d}"})) is not None:
             items.append(found)
         return items
 
-    def add_child_enrolment_item(self, child_id: str, index: int, item: Document) -> None:
-        """Append to the child's list (caller holds the child's lock; a race would be a duplicate key)."""
-        self.db.child_enrolments.insert_one({"_id": f"{child_id}:{index:04d}", "child_id": child_id, **item})
+    def add_child_enrolment_item(self, child_id: str, index: int, item: Document) -> bool:
+        """Append at ``index``; False if another request took that index first."""
+        try:
+            self.child_enrolments.of(child_id).insert_one({"_id": f"{child_id}:{index:04d}", **item})
+        except DuplicateKeyError:
+            return False
+        return True
 
     # --- audit log of special-category data ----------------------------------------------
 
     def audit(self, entries: list[Document]) -> None:
-        if entries:
-            self.db.audit_log.insert_many(entries)
+        """Store who read which child's needs (sharded by child, so a child's trail is together)."""
+        by_shard: dict[str, list[Document]] = {}
+        for entry in entries:
+            by_shard.setdefault(self.audit_log.of(entry["child_id"]).name, []).append(entry)
+        for name, shard_entries in by_shard.items():
+            self.db[name].insert_many(shard_entries)
 
     def audit_entries(self, child_id: str) -> list[Document]:
-        return list(self.db.audit_log.find({"child_id": child_id}).sort("at", ASCENDING))
+        return list(self.audit_log.of(child_id).find({"child_id": child_id}).sort("at", ASCENDING))
 
     # --- projections fed by events ---------------------------------------------------------
 
@@ -235,49 +303,57 @@ class EnrolmentRepository:
 
     def insert_enrolments(self, docs: list[Document]) -> None:
         """Insert decided enrolments; ones already there (a replayed journal) are kept."""
-        if not docs:
-            return
-        try:
-            self.db.enrolments.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-                raise
+        by_shard: dict[str, list[Document]] = {}
+        for doc in docs:
+            by_shard.setdefault(self.enrolments.of(doc["_id"]).name, []).append(doc)
+        for name, shard_docs in by_shard.items():
+            try:
+                self.db[name].insert_many(shard_docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                    raise
 
     def set_enrolment_fields(self, enrolment_id: str, fields: Document) -> None:
-        self.db.enrolments.update_one({"_id": enrolment_id}, {"$set": fields})
+        self.enrolments.of(enrolment_id).update_one({"_id": enrolment_id}, {"$set": fields})
 
     def get_enrolment(self, enrolment_id: str) -> Document | None:
-        return self.db.enrolments.find_one({"_id": enrolment_id})
+        return self.enrolments.of(enrolment_id).find_one({"_id": enrolment_id})
 
     def enrolments_by_ids(self, ids: list[str]) -> dict[str, Document]:
-        if not ids:
-            return {}
-        return {doc["_id"]: doc for doc in self.db.enrolments.find({"_id": {"$in": ids}})}
+        return self.enrolments.by_ids(ids)
 
     def find_enrolments(self, query: Document, limit: int, offset: int) -> tuple[list[Document], int]:
-        total = self.db.enrolments.count_documents(query)
-        cursor = (
-            self.db.enrolments.find(query)
-            .sort([("requested_at", DESCENDING), ("_id", ASCENDING)])
-            .skip(offset)
-            .limit(limit)
-        )
-        return list(cursor), total
+        """Newest first, paginated across shards."""
+        found = self.enrolments.find(query)
+        found.sort(key=lambda d: d["_id"])
+        found.sort(key=lambda d: d["requested_at"], reverse=True)
+        return found[offset : offset + limit], len(found)
 
     def enrolments_of_offering(self, offering_id: str, statuses: list[str]) -> list[Document]:
-        return list(self.db.enrolments.find({"offering_id": offering_id, "status": {"$in": statuses}}))
+        return self.enrolments.find({"offering_id": offering_id, "status": {"$in": statuses}})
 
     # --- attendance ---------------------------------------------------------------------------
+    # One document per enrolment and month (``<enrolment_id>:<YYYY-MM>``), in the
+    # enrolment's shard.
 
-    def attendance_months(self, ids: list[str]) -> dict[str, Document]:
-        """Monthly attendance documents by id (``<enrolment_id>:<YYYY-MM>``)."""
+    def attendance_months(self, enrolment_id: str, months: list[str]) -> dict[str, Document]:
+        """Monthly attendance documents of one enrolment, by id."""
+        ids = [f"{enrolment_id}:{month}" for month in months]
         if not ids:
             return {}
-        if len(ids) == 1:  # the _id-only filter is the one FerretDB answers without a scan
-            found = self.db.attendance.find_one({"_id": ids[0]})
-            return {found["_id"]: found} if found else {}
-        return {doc["_id"]: doc for doc in self.db.attendance.find({"_id": {"$in": ids}})}
+        shard = self.attendance.of(enrolment_id)
+        query: Document = {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
+        return {doc["_id"]: doc for doc in shard.find(query)}
+
+    def attendance_of_month(self, enrolment_ids: list[str], month: str) -> dict[str, Document]:
+        """The month's document of each enrolment that has one, by enrolment id."""
+        found: dict[str, Document] = {}
+        for enrolment_id in enrolment_ids:
+            doc = self.attendance.of(enrolment_id).find_one({"_id": f"{enrolment_id}:{month}"})
+            if doc is not None:
+                found[enrolment_id] = doc
+        return found
 
     def save_attendance_month(self, doc: Document) -> None:
         """Replace one month of a register (caller holds the enrolment's attendance lock)."""
-        self.db.attendance.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        self.attendance.of(doc["enrolment_id"]).replace_one({"_id": doc["_id"]}, doc, upsert=True)

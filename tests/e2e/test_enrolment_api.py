@@ -1,0 +1,331 @@
+"""Households, enrolments and registers through the gateway, over HTTP, on the running stack.
+
+Offerings are created and published through the catalog's routes; the enrolment
+service learns of them from the catalog's events, as in production.
+"""
+
+import time
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import eventlet
+import httpx
+import pytest
+
+from conciliare.demo.data import MARNATE
+from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD, load_families, synthetic_child, synthetic_household
+from services.enrolment.domain import today_in_rome
+from tests.e2e.builders import build_alliance, ok, register_demo_partners
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+MARNATE_ISTAT = "012098"
+CREMA_ISTAT = "019035"
+TODAY = today_in_rome()
+EASTER_2027 = ("2027-03-25", "2027-03-30")
+PRIMARY_SCHOOL_CHILD_BORN = date(TODAY.year - 8, 2, 1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def offering_body(
+    alliance_id: str,
+    *,
+    capacity: int,
+    start: date | str = TODAY,
+    end: date | str | None = None,
+    kind: str = "term_time",
+    title: str | None = None,
+) -> dict[str, Any]:
+    """A post scuola DSA in Marnate for primary-school children, open from ``start``."""
+    first = date.fromisoformat(start) if isinstance(start, str) else start
+    last = date.fromisoformat(end) if isinstance(end, str) else end or first + timedelta(days=120)
+    return {
+        "alliance_id": alliance_id,
+        "type": "post_scuola_dsa_adhd_bes",
+        "title": title or f"Post scuola DSA {uuid.uuid4().hex[:6]}",
+        "description": "Accoglienza dopo le lezioni con educatori formati su DSA, ADHD e BES.",
+        "comune_istat": MARNATE_ISTAT,
+        "address": "Via Libertà 7, Marnate (VA)",
+        "age_range": {"min_months": 72, "max_months": 143},
+        "school_levels": ["primaria"],
+        "special_needs_supported": ["dsa", "adhd", "bes"],
+        "calendar": {"periods": [{"kind": kind, "start": first.isoformat(), "end": last.isoformat()}]},
+        "weekly_slots": [{"weekday": d, "start": "16:00", "end": "18:00"} for d in range(1, 8)],
+        "capacity": capacity,
+        "price": {"amount_cents": 250, "unit": "hour"},
+        "attendance_modes": ["full", "hour_package"],
+    }
+
+
+def publish_offering(operator: httpx.Client, body: dict[str, Any]) -> str:
+    """Create and publish through the catalog, then wait until enrolment has projected it."""
+    offering_id = str(ok(operator.post("/v1/offerings", json=body), 201)["id"])
+    ok(operator.post(f"/v1/offerings/{offering_id}/publish"))
+    wait_projected(operator, offering_id)
+    return offering_id
+
+
+def wait_projected(operator: httpx.Client, offering_id: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while operator.get(f"/v1/offerings/{offering_id}/enrolments").status_code != 200:
+        assert time.monotonic() < deadline, "the enrolment service never received the offering"
+        time.sleep(0.2)
+
+
+def register_household(family: httpx.Client, payload: dict[str, Any] | None = None) -> str:
+    return str(ok(family.post("/v1/households", json=payload or ROSSI_HOUSEHOLD), 201)["id"])
+
+
+def register_child(family: httpx.Client, household_id: str, payload: dict[str, Any]) -> str:
+    return str(ok(family.post(f"/v1/households/{household_id}/children", json=payload), 201)["id"])
+
+
+def enrolment_body(child_id: str, offering_id: str, start: date | str = TODAY, days: int = 30) -> dict[str, Any]:
+    first = date.fromisoformat(start) if isinstance(start, str) else start
+    return {
+        "child_id": child_id,
+        "offering_id": offering_id,
+        "period": {"start": first.isoformat(), "end": (first + timedelta(days=days)).isoformat()},
+        "attendance_mode": "full",
+    }
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def partner_ids(admin: httpx.Client) -> dict[str, str]:
+    return register_demo_partners(admin)
+
+
+@pytest.fixture(scope="module")
+def marnate(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
+    return build_alliance(admin, MARNATE, partner_ids, unique("MARN"))
+
+
+@pytest.fixture(scope="module")
+def totem(stack: Stack, partner_ids: dict[str, str]) -> httpx.Client:
+    return stack.user("totem.enrolment.e2e", "partner_operator", partner=partner_ids["coop_totem"])
+
+
+@pytest.fixture(scope="module")
+def rembrandt(stack: Stack, partner_ids: dict[str, str]) -> httpx.Client:
+    return stack.user("rembrandt.enrolment.e2e", "partner_operator", partner=partner_ids["coop_rembrandt"])
+
+
+@pytest.fixture(scope="module")
+def manager(stack: Stack, marnate: str) -> httpx.Client:
+    return stack.user("marnate.enrolment.e2e", "alliance_manager", alliances=(marnate,))
+
+
+def new_family(stack: Stack) -> httpx.Client:
+    return stack.user(f"famiglia.{uuid.uuid4().hex[:8]}", "family")
+
+
+# --- the issue's "done means" --------------------------------------------------------------------
+
+
+def test_demo_family_enrols_giulia_for_the_easter_break(
+    stack: Stack, admin: httpx.Client, totem: httpx.Client, rembrandt: httpx.Client, manager: httpx.Client, marnate: str
+) -> None:
+    easter = offering_body(
+        marnate, capacity=12, start=EASTER_2027[0], end=EASTER_2027[1], kind="easter", title="Pasqua insieme DSA"
+    )
+    easter["type"] = "attivita_vacanze_scolastiche"
+    offering_id = publish_offering(totem, easter)
+
+    rossi = new_family(stack)
+    load_families(rossi)
+    load_families(rossi)  # idempotent: nothing new the second time
+    households = ok(rossi.get("/v1/households"))
+    assert households["total"] == 1
+    household_id = households["items"][0]["id"]
+    assert households["items"][0]["residence_comune_name"] == "Marnate"
+    [giulia] = ok(rossi.get(f"/v1/households/{household_id}/children"))
+    assert giulia["needs"] == ["dsa"] and giulia["first_name"] == "Giulia"
+
+    search = {
+        "alliance_id": marnate,
+        "comune_istat": MARNATE_ISTAT,
+        "child_birth_date": GIULIA["birth_date"],
+        "on_date": EASTER_2027[0],
+        "date_from": EASTER_2027[0],
+        "date_to": EASTER_2027[1],
+        "need": "dsa",
+    }
+    found = ok(rossi.get("/v1/offerings", params=search))
+    assert offering_id in {o["id"] for o in found["items"]}
+
+    body = enrolment_body(giulia["id"], offering_id, start=EASTER_2027[0], days=5)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = rossi.post("/v1/enrolments", json=body, headers=key)
+    created = ok(first, 201)
+    assert created["status"] == "confirmed" and created["sequence"] == 1
+    assert created["child_codice_fiscale"] == "RSS************N"
+
+    # The same key again: the first answer, byte for byte, and nothing new.
+    again = rossi.post("/v1/enrolments", json=body, headers=key)
+    assert again.status_code == 201 and again.json() == created
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # The same key for another request is refused.
+    other = {**body, "period": {"start": EASTER_2027[0], "end": EASTER_2027[0]}}
+    assert_problem(rossi.post("/v1/enrolments", json=other, headers=key), 422)
+    assert ok(rossi.get("/v1/enrolments"))["total"] == 1
+
+    mine = ok(rossi.get(f"/v1/enrolments/{created['id']}"))
+    assert mine["status_label"] == "confermata" and mine["offering_title"] == "Pasqua insieme DSA"
+
+    roster = ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))
+    assert roster["needs_disclosed"] is True
+    assert [(e["child_name"], e["needs"], e["child_codice_fiscale"]) for e in roster["confirmed"]] == [
+        ("Giulia Rossi", ["dsa"], "RSS************N")
+    ]
+    by_manager = ok(manager.get(f"/v1/offerings/{offering_id}/enrolments"))
+    assert by_manager["needs_disclosed"] is False and by_manager["confirmed"][0]["needs"] is None
+    assert_problem(rembrandt.get(f"/v1/offerings/{offering_id}/enrolments"), 404)
+    assert_problem(rembrandt.get(f"/v1/enrolments/{created['id']}"), 404)
+    assert_problem(new_family(stack).get(f"/v1/enrolments/{created['id']}"), 404)
+    assert ok(totem.get("/v1/enrolments", params={"offering_id": offering_id}))["total"] == 1
+
+    register = totem.get(f"/v1/offerings/{offering_id}/attendance.csv", params={"month": "2027-03"})
+    assert register.status_code == 200, register.text
+    assert register.headers["content-type"] == "text/csv; charset=utf-8"
+    assert 'filename="registro-presenze-pasqua-insieme-dsa-2027-03.csv"' in register.headers["content-disposition"]
+    text = register.content.decode("utf-8")
+    assert text.startswith("\ufeffBambino;Codice fiscale;01/03;")
+    assert "Rossi Giulia;RSS************N;" in text and GIULIA["codice_fiscale"] not in text
+    assert_problem(rossi.get(f"/v1/offerings/{offering_id}/attendance.csv", params={"month": "2027-03"}), 403)
+    assert_problem(totem.get(f"/v1/offerings/{offering_id}/attendance.csv", params={"month": "marzo"}), 422)
+
+
+# --- households are the family's ------------------------------------------------------------------
+
+
+def test_households_belong_to_their_family(
+    stack: Stack, admin: httpx.Client, totem: httpx.Client, manager: httpx.Client
+) -> None:
+    family = new_family(stack)
+    household_id = register_household(family)
+    assert_problem(family.post("/v1/households", json=ROSSI_HOUSEHOLD), 409)
+    giulia = register_child(family, household_id, GIULIA)
+
+    assert_problem(new_family(stack).get(f"/v1/households/{household_id}"), 404)
+    assert_problem(new_family(stack).get(f"/v1/households/{household_id}/children"), 404)
+    for staff in (totem, manager):
+        assert_problem(staff.get(f"/v1/households/{household_id}"), 403)
+        assert_problem(staff.post("/v1/households", json=ROSSI_HOUSEHOLD), 403)
+    assert_problem(admin.post("/v1/households", json=ROSSI_HOUSEHOLD), 403)
+    # The platform operator sees who is registered, never the needs.
+    children = ok(admin.get(f"/v1/households/{household_id}/children"))
+    assert [(c["id"], c["needs"]) for c in children] == [(giulia, None)]
+
+    invalid = {**ROSSI_HOUSEHOLD, "residence_comune_istat": "999999"}
+    body = assert_problem(new_family(stack).post("/v1/households", json=invalid), 422)
+    assert body["errors"][0]["field"] == "residence_comune_istat"
+    wrong_cf = {**GIULIA, "codice_fiscale": "RSSGLI19P54B300X"}
+    body = assert_problem(family.post(f"/v1/households/{household_id}/children", json=wrong_cf), 422)
+    assert body["errors"][0]["field"] == "codice_fiscale"
+
+
+# --- refusals, cancellations, promotions, attendance ---------------------------------------------------
+
+
+def test_refusals_list_every_reason(stack: Stack, totem: httpx.Client, marnate: str) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=5))
+    family = new_family(stack)
+    household_id = register_household(family, synthetic_household(3, residence_istat=CREMA_ISTAT))
+    teenager = register_child(
+        family, household_id, {**synthetic_child(9, date(TODAY.year - 13, 1, 10)), "needs": ["disabilita"]}
+    )
+    body = assert_problem(family.post("/v1/enrolments", json=enrolment_body(teenager, offering_id)), 422)
+    assert [e["field"] for e in body["errors"]] == ["age_out_of_range", "needs_not_supported", "not_in_alliance"]
+    assert "Il bambino avrà" in body["errors"][0]["message"]
+    assert ok(family.get("/v1/enrolments"))["total"] == 0
+    assert_problem(totem.post("/v1/enrolments", json=enrolment_body(teenager, offering_id)), 403)
+
+
+def test_cancellation_promotes_the_first_waitlisted_and_attendance_is_kept(
+    stack: Stack, totem: httpx.Client, rembrandt: httpx.Client, manager: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=1))
+    family = new_family(stack)
+    household_id = register_household(family)
+    kids = [register_child(family, household_id, synthetic_child(i, PRIMARY_SCHOOL_CHILD_BORN)) for i in range(3)]
+    first, second, third = (ok(family.post("/v1/enrolments", json=enrolment_body(k, offering_id)), 201) for k in kids)
+    assert (first["status"], second["status"], third["status"]) == ("confirmed", "waitlisted", "waitlisted")
+    assert (second["waitlist_position"], third["waitlist_position"]) == (1, 2)
+
+    assert_problem(manager.post(f"/v1/enrolments/{first['id']}/cancel"), 403)  # read-only staff
+    assert_problem(rembrandt.post(f"/v1/enrolments/{first['id']}/cancel"), 404)
+    cancelled = ok(family.post(f"/v1/enrolments/{first['id']}/cancel", json={"reason": "Cambio orario di lavoro"}))
+    assert cancelled["status"] == "cancelled"
+    assert_problem(family.post(f"/v1/enrolments/{first['id']}/cancel"), 409)
+    promoted = ok(family.get(f"/v1/enrolments/{second['id']}"))
+    assert promoted["status"] == "confirmed" and promoted["promoted"] is True
+    assert ok(family.get(f"/v1/enrolments/{third['id']}"))["waitlist_position"] == 1
+
+    day = TODAY.isoformat()
+    recorded = ok(
+        totem.put(f"/v1/enrolments/{second['id']}/attendance", json={"entries": [{"day": day, "present": True}]})
+    )
+    assert recorded["totals"] == {"days_present": 1, "hours": 0.0}
+    future = (TODAY + timedelta(days=1)).isoformat()
+    body = assert_problem(
+        totem.put(f"/v1/enrolments/{second['id']}/attendance", json={"entries": [{"day": future, "present": True}]}),
+        422,
+    )
+    assert body["errors"][0]["field"] == "entries.0.day"
+    assert_problem(
+        totem.put(f"/v1/enrolments/{third['id']}/attendance", json={"entries": [{"day": day, "present": True}]}), 422
+    )
+    assert_problem(family.get(f"/v1/enrolments/{second['id']}/attendance"), 403)
+    assert ok(manager.get(f"/v1/enrolments/{second['id']}/attendance"))["totals"]["days_present"] == 1
+
+    month = TODAY.strftime("%Y-%m")
+    text = ok_text(totem.get(f"/v1/offerings/{offering_id}/attendance.csv", params={"month": month}))
+    rows = text.lstrip("\ufeff").split("\r\n")
+    assert len(rows) == 4 and rows[-1] == "" and rows[-2].startswith("Totale;")
+    assert rows[1].split(";")[-2:] == ["1", "0"]
+
+
+def ok_text(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_concurrent_duplicates_with_one_key_create_one_enrolment(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=3))
+    family = new_family(stack)
+    household_id = register_household(family)
+    kid = register_child(family, household_id, synthetic_child(1, PRIMARY_SCHOOL_CHILD_BORN))
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = enrolment_body(kid, offering_id)
+
+    def send(_: int) -> httpx.Response:
+        return family.post("/v1/enrolments", json=body, headers=headers)
+
+    responses = list(eventlet.GreenPool(8).imap(send, range(8)))
+    statuses = sorted(r.status_code for r in responses)
+    assert 201 in statuses and set(statuses) <= {201, 409}, statuses
+    assert 409 in statuses, "a duplicate sent while the first runs must get 409"
+    assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+    for conflict in (r for r in responses if r.status_code == 409):
+        assert conflict.headers["content-type"].startswith("application/problem+json")
+    assert ok(family.get("/v1/enrolments"))["total"] == 1
+    assert ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))["confirmed_count"] == 1
