@@ -10,14 +10,17 @@ de-duplicate by ``event_id`` (see ``inbox.py``).
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from pymongo.collection import Collection
 from pymongo.database import Database
 
-from conciliare.contracts.common import IntegrationEvent
+from conciliare.chassis.locks import LeaseLocks, document_key
+from conciliare.contracts.common import IntegrationEvent, utc_now
 
 OUTBOX_FIELD = "_outbox"
 PENDING_FLAG = "_outbox_pending"
 
 Dispatch = Callable[[str, dict[str, Any]], None]
+LEASE_SECONDS = 20.0
 
 
 def outbox_record(event: IntegrationEvent) -> dict[str, Any]:
@@ -44,13 +47,20 @@ def push_events(update: dict[str, Any], events: Iterable[IntegrationEvent]) -> d
 
 
 class OutboxRelay:
-    """Publishes the events waiting in the outboxes of some collections."""
+    """Publishes the events waiting in the outboxes of some collections.
+
+    Removing a published event rewrites the document on FerretDB 1.x, so it is
+    done under the document's lease lock, like every other write of it; a
+    document someone else is writing is skipped and picked up on the next pass.
+    """
 
     def __init__(self, database: Database[dict[str, Any]], collections: Sequence[str]) -> None:
         self.database = database
         self.collections = collections
+        self.locks = LeaseLocks(database)
 
     def ensure_indexes(self) -> None:
+        self.locks.ensure_indexes()
         for name in self.collections:
             self.database[name].create_index(PENDING_FLAG, sparse=True)
 
@@ -69,12 +79,25 @@ class OutboxRelay:
             if document_id is not None:
                 query["_id"] = document_id
             for doc in coll.find(query, {OUTBOX_FIELD: 1}).limit(batch):
-                for record in doc.get(OUTBOX_FIELD, []):
-                    dispatch(record["event_type"], record["payload"])
-                    # Pull the record exactly as read: FerretDB 1.x ignores $pull
-                    # with a condition ({"event_id": ...}) without any error.
-                    coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX_FIELD: record}})
-                    published += 1
-                # Clear the flag only if nothing new was queued meanwhile.
-                coll.update_one({"_id": doc["_id"], OUTBOX_FIELD: []}, {"$set": {PENDING_FLAG: False}})
+                key = document_key(name, doc["_id"])
+                token = self.locks.try_lock(key, utc_now(), LEASE_SECONDS)
+                if token is None:
+                    self.locks.break_stale(key, utc_now())  # a holder that died frees it for next pass
+                    continue
+                try:
+                    published += self._publish_document(coll, doc["_id"], dispatch)
+                finally:
+                    self.locks.release(token)
         return published
+
+    def _publish_document(self, coll: Collection[dict[str, Any]], document_id: Any, dispatch: Dispatch) -> int:
+        doc = coll.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
+        records = doc.get(OUTBOX_FIELD, []) if doc else []
+        for record in records:
+            dispatch(record["event_type"], record["payload"])
+            # Pull the record exactly as read: FerretDB 1.x ignores $pull with a
+            # condition ({"event_id": ...}) without any error.
+            coll.update_one({"_id": document_id}, {"$pull": {OUTBOX_FIELD: record}})
+        # Clear the flag only if nothing new was queued meanwhile.
+        coll.update_one({"_id": document_id, OUTBOX_FIELD: []}, {"$set": {PENDING_FLAG: False}})
+        return len(records)

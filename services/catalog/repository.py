@@ -17,6 +17,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+from conciliare.chassis.locks import update_if_version
 from conciliare.chassis.outbox import OutboxRelay, attach_events, push_events
 from conciliare.contracts.common import IntegrationEvent
 from services.catalog.domain import SearchCriteria, tokenize
@@ -82,8 +83,7 @@ class CatalogRepository:
         """Store ``fields`` and queue ``events`` if nobody changed the offering since
         ``expected_version``; False when someone did (the caller decides what then)."""
         update = push_events({"$set": {**fields, "version": expected_version + 1}}, events)
-        result = self.db.offerings.update_one({"_id": offering_id, "version": expected_version}, update)
-        return result.matched_count == 1
+        return update_if_version(self.db, self.outbox.locks, "offerings", offering_id, expected_version, update)
 
     def search_candidates(
         self, criteria: SearchCriteria, statuses: Sequence[str], unpublished_only_of: str | None

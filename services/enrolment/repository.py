@@ -30,7 +30,7 @@ scans a thirty-second of the rows. Queries on other fields visit every shard.
 
 import zlib
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from pymongo import ASCENDING
@@ -39,8 +39,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from conciliare.chassis.inbox import Inbox
+from conciliare.chassis.locks import LeaseLocks
 from conciliare.chassis.outbox import PENDING_FLAG
-from conciliare.contracts.common import new_id
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -80,7 +80,7 @@ class Sharded:
 def ensure_indexes(db: Database[Document]) -> None:
     # Unique indexes are the concurrency guards (both servers enforce them
     # atomically); the others only speed MongoDB up, FerretDB 1.x ignores them.
-    db.locks.create_index("key", unique=True)
+    LeaseLocks(db).ensure_indexes()
     db.households.create_index("owner_subject")
     db.enrolment_requests.create_index("offering_id")
     db.ledgers.create_index(PENDING_FLAG)
@@ -99,6 +99,7 @@ def ensure_indexes(db: Database[Document]) -> None:
 class EnrolmentRepository:
     def __init__(self, db: Database[Document]) -> None:
         self.db = db
+        self.locks = LeaseLocks(db)
         self.inbox = Inbox(db)
         self.children = Sharded(db, "children")
         self.child_needs = Sharded(db, "child_needs")
@@ -112,29 +113,13 @@ class EnrolmentRepository:
     # --- lease locks ------------------------------------------------------------
 
     def try_lock(self, key: str, now: datetime, lease_seconds: float) -> str | None:
-        """Take the lock ``key`` (unique index) or return None if someone holds it.
-
-        Each acquisition has its own ``_id``: breaking a stale lease deletes that
-        very document, never a newer holder's (see ``break_stale_lock``).
-        """
-        token = new_id()
-        try:
-            self.db.locks.insert_one({"_id": token, "key": key, "expires_at": now + timedelta(seconds=lease_seconds)})
-        except DuplicateKeyError:
-            return None
-        return token
+        return self.locks.try_lock(key, now, lease_seconds)
 
     def release_lock(self, token: str) -> None:
-        self.db.locks.delete_one({"_id": token})
+        self.locks.release(token)
 
     def break_stale_lock(self, key: str, now: datetime) -> bool:
-        """Remove the lease of a holder that died (expired); True if one was removed."""
-        held = self.db.locks.find_one({"key": key})
-        if held is None:
-            return True
-        if held["expires_at"] >= now:
-            return False
-        return self.db.locks.delete_one({"_id": held["_id"]}).deleted_count == 1
+        return self.locks.break_stale(key, now)
 
     # --- households ---------------------------------------------------------------
 

@@ -45,7 +45,6 @@ successor; passes take milliseconds, and a holder yields after two seconds.
 
 import hashlib
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +55,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from conciliare.chassis.locks import acquire
 from conciliare.chassis.outbox import OUTBOX_FIELD, PENDING_FLAG, outbox_record
 from conciliare.contracts.catalog import OfferingEvent, OfferingSnapshot
 from conciliare.contracts.common import IntegrationEvent, Page, new_id, utc_now
@@ -198,22 +198,16 @@ def _validate(model: type[M], data: Any, context: dict[str, Any] | None = None, 
 
 
 def _acquire(repo: EnrolmentRepository, key: str, runtime: Runtime, wait: float) -> str:
-    deadline = runtime.monotonic() + wait
-    next_stale_check = runtime.monotonic() + STALE_CHECK_SECONDS
-    delay = 0.005
-    while True:
-        token = repo.try_lock(key, runtime.now(), LOCK_LEASE_SECONDS)
-        if token is not None:
-            return token
-        moment = runtime.monotonic()
-        if moment >= next_stale_check:
-            repo.break_stale_lock(key, runtime.now())
-            next_stale_check = moment + STALE_CHECK_SECONDS
-        if moment >= deadline:
-            raise Conflict(BUSY)
-        # Jitter keeps competing workers from retrying in lock-step.
-        runtime.sleep(delay * (0.5 + random.random()))  # noqa: S311 - timing only
-        delay = min(delay * 2, 0.05)
+    return acquire(
+        repo.locks,
+        key,
+        wait=wait,
+        lease=LOCK_LEASE_SECONDS,
+        busy_message=BUSY,
+        now=runtime.now,
+        monotonic=runtime.monotonic,
+        sleep=runtime.sleep,
+    )
 
 
 @contextmanager

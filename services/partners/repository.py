@@ -25,10 +25,6 @@ def ensure_indexes(db: Database[Document]) -> None:
     OutboxRelay(db, OUTBOX_COLLECTIONS).ensure_indexes()
 
 
-class StaleAlliance(Exception):
-    """Someone else changed the alliance between our read and our write."""
-
-
 class PartnersRepository:
     def __init__(self, db: Database[Document]) -> None:
         self.db = db
@@ -106,16 +102,12 @@ class PartnersRepository:
         ]
 
     def save_members(
-        self,
-        alliance_id: str,
-        expected_version: int,
-        members: list[Membership],
-        events: list[IntegrationEvent],
+        self, alliance_id: str, version: int, members: list[Membership], events: list[IntegrationEvent]
     ) -> None:
-        """Replace the member list if nobody changed it since ``expected_version``.
+        """Store the new member list and its events in one write (caller holds the alliance's lock).
 
         Members live inside the alliance document, so "exactly one capofila" is
-        decided and stored in one atomic single-document update.
+        decided and stored in one single-document update.
         """
         capofila = next(m.partner_id for m in members if m.role is MembershipRole.CAPOFILA)
         update = push_events(
@@ -123,14 +115,12 @@ class PartnersRepository:
                 "$set": {
                     "members": [m.model_dump() for m in members],
                     "capofila_partner_id": capofila,
-                    "version": expected_version + 1,
+                    "version": version + 1,
                 }
             },
             events,
         )
-        result = self.db.alliances.update_one({"_id": alliance_id, "version": expected_version}, update)
-        if result.matched_count != 1:
-            raise StaleAlliance(alliance_id)
+        self.db.alliances.update_one({"_id": alliance_id}, update)
 
     # --- projects -------------------------------------------------------------
 
@@ -146,16 +136,7 @@ class PartnersRepository:
         cursor = self.db.projects.find(query, {"_outbox": 0}).sort("created_at", ASCENDING).skip(offset).limit(limit)
         return list(cursor), total
 
-    def replace_project(
-        self,
-        alliance_id: str,
-        project_id: str,
-        expected_version: int,
-        fields: Document,
-        events: list[IntegrationEvent],
-    ) -> bool:
-        update = push_events({"$set": {**fields, "version": expected_version + 1}}, events)
-        result = self.db.projects.update_one(
-            {"_id": project_id, "alliance_id": alliance_id, "version": expected_version}, update
-        )
-        return result.matched_count == 1
+    def replace_project(self, project_id: str, version: int, fields: Document, events: list[IntegrationEvent]) -> None:
+        """Store the project's new data and its events (caller holds the project's lock)."""
+        update = push_events({"$set": {**fields, "version": version + 1}}, events)
+        self.db.projects.update_one({"_id": project_id}, update)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from conciliare.chassis.locks import BUSY, document_key, held
 from conciliare.contracts.common import Page, new_id
 from conciliare.contracts.partners import (
     AllianceCreate,
@@ -33,17 +34,14 @@ from conciliare.contracts.partners import (
     ProjectSpec,
     ProjectUpdated,
 )
-from conciliare.errors import Conflict, NotFound, ValidationFailed
+from conciliare.errors import NotFound, ValidationFailed
 from conciliare.geo import comune_by_istat
 from services.partners import domain
-from services.partners.repository import PartnersRepository, StaleAlliance
+from services.partners.repository import PartnersRepository
 
 Document = dict[str, Any]
 ALLIANCE_NOT_FOUND = "Alleanza non trovata."
 PARTNER_NOT_FOUND = "Partner non trovato."
-# Optimistic concurrency on the alliance document: a few retries absorb races
-# between two staff members editing members at the same moment.
-MEMBER_UPDATE_ATTEMPTS = 5
 
 
 def _partner_out(doc: Document) -> PartnerOut:
@@ -229,7 +227,9 @@ def _change_members(
     alliance_id: str,
     change: Callable[[list[Membership]], tuple[list[Membership], Membership, MembershipStatus | None]],
 ) -> MemberOut:
-    for _ in range(MEMBER_UPDATE_ATTEMPTS):
+    # Read, decide and write under the alliance's lock: a conditional update is
+    # not atomic on FerretDB 1.x, and two staff members may act at once.
+    with held(repo.outbox.locks, document_key("alliances", alliance_id), busy_message=BUSY):
         alliance = _require_alliance(repo, alliance_id)
         members = [Membership.model_validate(m) for m in alliance["members"]]
         new_members, membership, previous = change(members)
@@ -240,12 +240,8 @@ def _change_members(
             status=membership.status,
             previous_status=previous,
         )
-        try:
-            repo.save_members(alliance_id, alliance["version"], new_members, [event])
-        except StaleAlliance:
-            continue
-        return _member_out(repo, membership)
-    raise StaleAlliance(alliance_id)
+        repo.save_members(alliance_id, alliance["version"], new_members, [event])
+    return _member_out(repo, membership)
 
 
 def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now: datetime) -> MemberOut:
@@ -321,21 +317,20 @@ def update_project(
     repo: PartnersRepository, alliance_id: str, project_id: str, spec: ProjectSpec, now: datetime
 ) -> ProjectOut:
     domain.ensure_valid_project(spec)
-    current = repo.get_project(alliance_id, project_id)
-    if current is None:
-        raise NotFound("Progetto non trovato.")
-    version = current["version"]
-    event = ProjectUpdated(
-        alliance_id=alliance_id,
-        project_id=project_id,
-        title=spec.title,
-        total_cost_cents=spec.total_cost_cents,
-        requested_contribution_cents=spec.requested_contribution_cents,
-        version=version + 1,
-    )
-    fields = {**spec.model_dump(mode="json"), "updated_at": now}
-    if not repo.replace_project(alliance_id, project_id, version, fields, [event]):
-        raise Conflict("Il progetto è stato modificato da qualcun altro nel frattempo: ricaricalo e riprova.")
+    with held(repo.outbox.locks, document_key("projects", project_id), busy_message=BUSY):
+        current = repo.get_project(alliance_id, project_id)
+        if current is None:
+            raise NotFound("Progetto non trovato.")
+        version = current["version"]
+        event = ProjectUpdated(
+            alliance_id=alliance_id,
+            project_id=project_id,
+            title=spec.title,
+            total_cost_cents=spec.total_cost_cents,
+            requested_contribution_cents=spec.requested_contribution_cents,
+            version=version + 1,
+        )
+        repo.replace_project(project_id, version, {**spec.model_dump(mode="json"), "updated_at": now}, [event])
     updated = repo.get_project(alliance_id, project_id)
     assert updated is not None
     return _project_out(updated)

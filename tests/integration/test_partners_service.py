@@ -195,3 +195,36 @@ def test_two_instances_share_work(container_factory: Any, config: dict[str, Any]
     with ServiceRpcClient("partners") as client:
         results = [client.ping() for _ in range(6)]
     assert results == ["pong"] * 6
+
+
+def test_concurrent_member_changes_lose_nothing(container_factory: Any, config: dict[str, Any]) -> None:
+    """Two instances, eight staff members adding partners at once: all eight stick."""
+    import eventlet
+
+    for _ in range(2):
+        container_factory(PartnersService, config).start()
+    keys = ["comune_marnate", "comune_fagnano", "comune_castellanza", "comune_olgiate", "comune_solbiate",
+            "comune_gorla_maggiore", "comune_gorla_minore", "coop_totem"]  # fmt: skip
+    with ServiceRpcClient("partners") as client:
+        capofila = register(client, "asc_medio_olona")
+        ids = [register(client, key)["id"] for key in keys]
+        alliance = client.create_alliance(
+            payload={
+                "code": "TEST-C",
+                "name": "Alleanza concorrente",
+                "ambiti": [{"name": "Ambito", "comuni_istat": ["012042"]}],
+                "capofila_partner_id": capofila["id"],
+            }
+        )
+
+    def add(partner_id: str) -> str:
+        with ServiceRpcClient("partners") as own_client:
+            member = own_client.add_member(alliance_id=alliance["id"], payload={"partner_id": partner_id})
+            return str(member["partner"]["id"])
+
+    added = list(eventlet.GreenPool(8).imap(add, ids))
+    assert sorted(added) == sorted(ids)
+    with ServiceRpcClient("partners") as client:
+        members = client.list_members(alliance_id=alliance["id"], query={"limit": 200})
+    assert members["total"] == 9
+    assert {m["partner"]["id"] for m in members["items"]} == {capofila["id"], *ids}
