@@ -96,6 +96,16 @@ class Tenancy:
             return list(self._partner_alliances or [])
         return []
 
+    async def directory_alliances(self) -> list[str] | None:
+        """Alliances whose public card (name, territory) the caller may read.
+
+        Families see every alliance's card, to find the services of their Comune;
+        members and projects stay staff-only.
+        """
+        if self.principal.role is Role.FAMILY:
+            return None
+        return await self.readable_alliances()
+
     async def ensure_readable(self, alliance_id: str) -> None:
         readable = await self.readable_alliances()
         if readable is not None and alliance_id not in readable:

@@ -73,7 +73,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
         }
     ),
     Role.FAMILY: frozenset(
-        {"catalog:read", "enrolments:read", "enrolments:write", "households:read", "households:write"}
+        {"alliances:read", "catalog:read", "enrolments:read", "enrolments:write", "households:read", "households:write"}
     ),
 }
 

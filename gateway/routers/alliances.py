@@ -29,7 +29,7 @@ CanWrite = Depends(require_scope("alliances:write"))
 
 @router.get("", response_model=AlliancePage, dependencies=[CanRead], summary="Alleanze visibili")
 async def list_alliances(rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> Any:
-    readable = await tenancy.readable_alliances()
+    readable = await tenancy.directory_alliances()
     return service_json(await rpc.call("partners", "list_alliances", alliance_ids=readable, page=page.model_dump()))
 
 
@@ -50,7 +50,9 @@ async def create_alliance(body: AllianceCreate, rpc: Rpc, tenancy: TenancyDep) -
 
 @router.get("/{alliance_id}", response_model=AllianceOut, dependencies=[CanRead], summary="Un'alleanza")
 async def get_alliance(alliance_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
-    await tenancy.ensure_readable(alliance_id)
+    directory = await tenancy.directory_alliances()
+    if directory is not None and alliance_id not in directory:
+        raise NOT_FOUND
     return service_json(await rpc.call("partners", "get_alliance", alliance_id=alliance_id))
 
 

@@ -263,3 +263,13 @@ def test_openapi_docs_work_offline(stack: Stack) -> None:
     assert {"/v1/alliances", "/v1/partners", "/v1/auth/token", "/v1/alliances/{alliance_id}/projects"} <= set(
         spec["paths"]
     )
+
+
+def test_families_see_the_alliance_directory_but_not_its_members(stack: Stack, castellanza: str) -> None:
+    family = stack.user("famiglia.directory", "family")
+    cards = ok(family.get("/v1/alliances", params={"limit": 200}))["items"]
+    assert castellanza in {a["id"] for a in cards}
+    assert ok(family.get(f"/v1/alliances/{castellanza}"))["ambiti"]
+    assert_problem(family.get(f"/v1/alliances/{castellanza}/members"), 404)
+    assert_problem(family.get(f"/v1/alliances/{castellanza}/projects"), 403)
+    assert_problem(family.post("/v1/partners", json={}), 403)
