@@ -4,13 +4,11 @@ from collections.abc import Callable
 from typing import Any
 
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
-from nameko.timer import timer
 
+from conciliare.chassis.entrypoints import OutboxService, domain_rpc
 from conciliare.chassis.validation import dump, parse
 from conciliare.contracts.catalog import OfferingQuery, ProviderOfferingQuery
 from conciliare.contracts.common import utc_now
-from conciliare.errors import DomainError
 from conciliare.tracing import instrument_nameko, setup_tracing
 from services.catalog import usecases
 from services.catalog.dependencies import (
@@ -26,10 +24,8 @@ from services.catalog.repository import CatalogRepository
 setup_tracing("catalog-service")
 instrument_nameko()
 
-domain_rpc = rpc(expected_exceptions=DomainError)
 
-
-class CatalogService:
+class CatalogService(OutboxService):
     name = "catalog"
 
     # Typed as what a worker receives: each provider hands the worker a client.
@@ -37,20 +33,6 @@ class CatalogService:
     partners: PartnersClient = PartnersRpc()
     enrolment: EnrolmentClient = EnrolmentRpc()
     dispatch: Callable[[str, dict[str, Any]], None] = EventDispatcher()
-
-    def _publish(self) -> None:
-        self.store.outbox.publish_pending(self.dispatch)
-
-    @timer(interval=2)
-    def relay_outbox(self) -> None:
-        """Publish events a crash left in an outbox."""
-        self._publish()
-
-    @domain_rpc
-    def ping(self) -> str:
-        """Readiness probe: answers once the service and its database are up."""
-        self.store.db.command("ping")
-        return "pong"
 
     @domain_rpc
     def create_offering(self, alliance_id: str, provider_partner_id: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 from pydantic import ValidationError
 
+from conciliare.chassis.entrypoints import domain_rpc
 from conciliare.chassis.validation import dump, parse
 from conciliare.contracts.catalog import (
     OfferingArchived,
@@ -32,7 +32,6 @@ from conciliare.contracts.enrolment import (
     Viewer,
 )
 from conciliare.contracts.partners import AllianceCreated, MembershipChanged
-from conciliare.errors import DomainError
 from conciliare.tracing import instrument_nameko, setup_tracing
 from services.enrolment import usecases
 from services.enrolment.dependencies import (
@@ -49,8 +48,6 @@ setup_tracing("enrolment-service")
 instrument_nameko()
 
 log = logging.getLogger(__name__)
-
-domain_rpc = rpc(expected_exceptions=DomainError)
 
 
 def _projection_handler(source: str, event_type: str) -> Any:

@@ -4,9 +4,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
-from nameko.timer import timer
 
+from conciliare.chassis.entrypoints import OutboxService, domain_rpc
 from conciliare.chassis.validation import dump, parse
 from conciliare.contracts.common import PageRequest, utc_now
 from conciliare.contracts.partners import (
@@ -17,7 +16,6 @@ from conciliare.contracts.partners import (
     PartnerQuery,
     ProjectSpec,
 )
-from conciliare.errors import DomainError
 from conciliare.tracing import instrument_nameko, setup_tracing
 from services.partners import usecases
 from services.partners.dependencies import PartnersStore
@@ -26,29 +24,13 @@ from services.partners.repository import PartnersRepository
 setup_tracing("partners-service")
 instrument_nameko()
 
-domain_rpc = rpc(expected_exceptions=DomainError)
 
-
-class PartnersService:
+class PartnersService(OutboxService):
     name = "partners"
 
     # Typed as what a worker receives: the provider hands each worker a repository.
     store: PartnersRepository = PartnersStore()
     dispatch: Callable[[str, dict[str, Any]], None] = EventDispatcher()
-
-    def _publish(self) -> None:
-        self.store.outbox.publish_pending(self.dispatch)
-
-    @timer(interval=2)
-    def relay_outbox(self) -> None:
-        """Publish events a crash left in an outbox."""
-        self._publish()
-
-    @domain_rpc
-    def ping(self) -> str:
-        """Readiness probe: answers once the service and its database are up."""
-        self.store.db.command("ping")
-        return "pong"
 
     # --- partners ---------------------------------------------------------
 
