@@ -9,12 +9,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 GATEWAY_URL ?= http://127.0.0.1:8000
 
-.PHONY: help install infra run stop status test test-unit lint bench clean
+.PHONY: help install infra run restart stop status test test-unit lint bench clean
 
 help:
 	@echo "make run    - install what is missing, start servers + services + gateway, load demo data"
 	@echo "make test   - run every test (unit, integration, end-to-end) against real servers"
 	@echo "make stop   - stop everything make run started"
+	@echo "make restart - restart services and gateway (after a code change); servers stay up"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks (results in bench/results/)"
 
@@ -42,6 +43,11 @@ run: infra
 	@echo "Trace viewer:  http://127.0.0.1:9411/zipkin/"
 	@echo "Demo token:    .run/demo_token (alliance manager of Castellanza), e.g."
 	@echo "  curl -H \"Authorization: Bearer \$$(cat .run/demo_token)\" $(GATEWAY_URL)/v1/alliances"
+
+# Application processes only (servers stay up): picks up code changes.
+restart: install
+	@$(PY) scripts/stack.py stop
+	@$(MAKE) --no-print-directory run
 
 stop:
 	@test -x $(PY) && $(PY) scripts/stack.py stop || true

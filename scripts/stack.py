@@ -103,6 +103,10 @@ def wait_ready(timeout: float) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     last: dict[str, object] = {}
     while time.monotonic() < deadline:
+        dead = [name for name in expected_processes() if name not in running()]
+        if dead:
+            tails = "\n".join(f"--- {n}.log\n" + tail(LOG_DIR / f"{n}.log") for n in dead)
+            raise SystemExit(f"{', '.join(dead)} exited during start-up:\n{tails}")
         try:
             with urllib.request.urlopen(f"{GATEWAY_URL}/v1/ready", timeout=5) as response:  # noqa: S310
                 return dict(json.load(response))
@@ -114,6 +118,14 @@ def wait_ready(timeout: float) -> dict[str, object]:
     raise SystemExit(f"the gateway did not become ready in {timeout:.0f}s: {last or 'no answer'}; see {LOG_DIR}")
 
 
+def expected_processes() -> list[str]:
+    return [f"{s}-{i}" for s in service_names() for i in range(1, SERVICES[s] + 1)] + ["gateway"]
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
 def start(args: argparse.Namespace) -> None:
     already = running()
     env = environment()
@@ -123,7 +135,9 @@ def start(args: argparse.Namespace) -> None:
             if name in already:
                 print(f"    {name} already running (pid {already[name]})")
                 continue
-            command = [PYTHON, "-m", "nameko", "run", "--config", "config/nameko.yaml", f"services.{service}.service"]
+            # The class is named explicitly: the module also imports the chassis base class.
+            entry = f"services.{service}.service:{service.capitalize()}Service"
+            command = [PYTHON, "-m", "nameko", "run", "--config", "config/nameko.yaml", entry]
             spawn(name, command, env | {"OTEL_SERVICE_NAME": f"{service}-service"})
     if "gateway" in already:
         print(f"    gateway already running (pid {already['gateway']})")
@@ -165,7 +179,7 @@ def stop(_: argparse.Namespace) -> None:
 
 def status(_: argparse.Namespace) -> None:
     processes = running()
-    for name in [f"{s}-{i}" for s in service_names() for i in range(1, SERVICES[s] + 1)] + ["gateway"]:
+    for name in expected_processes():
         print(f"    {name:<14} {'up (pid ' + str(processes[name]) + ')' if name in processes else 'down'}")
 
 

@@ -90,9 +90,13 @@ class DemoLoader:
                     )
                     added += 1
             projects = self.request("GET", f"/v1/alliances/{alliance_id}/projects")["items"]
-            if alliance.project and alliance.project["title"] not in {p["title"] for p in projects}:
+            new_project = bool(alliance.project) and alliance.project["title"] not in {p["title"] for p in projects}
+            if new_project:
                 self.request("POST", f"/v1/alliances/{alliance_id}/projects", json=alliance.project)
-            print(f"    alliance {alliance.code}: {len(members) + added} members ({added} new), project loaded")
+            print(
+                f"    alliance {alliance.code}: {len(members) + added} members ({added} new), "
+                f"project {'created' if new_project else 'already there'}"
+            )
 
     async def users(self) -> None:
         settings = get_platform_settings()
