@@ -116,11 +116,13 @@ def test_click_day_300_requests_for_20_seats(stack: Stack, admin: httpx.Client) 
     # Five families cancel at the same moment: exactly the next five are promoted.
     by_enrolment = {r["id"]: families[i % FAMILIES] for i, r in enumerate(results)}
     to_cancel = [e["enrolment_id"] for e in roster["confirmed"][:CANCELLED]]
-    cancels = list(
-        eventlet.GreenPool(CANCELLED).imap(
-            lambda enrolment_id: by_enrolment[enrolment_id].post(f"/v1/enrolments/{enrolment_id}/cancel"), to_cancel
-        )
-    )
+
+    def cancel(enrolment_id: str) -> httpx.Response:
+        # A fresh connection each: the burst's pooled ones may have idled out.
+        with httpx.Client(base_url=stack.url, headers=by_enrolment[enrolment_id].headers, timeout=60) as client:
+            return client.post(f"/v1/enrolments/{enrolment_id}/cancel")
+
+    cancels = list(eventlet.GreenPool(CANCELLED).imap(cancel, to_cancel))
     assert [c.status_code for c in cancels] == [200] * CANCELLED
     after = ok(operator.get(f"/v1/offerings/{offering_id}/enrolments"))
     promoted = {e["enrolment_id"] for e in waitlist[:CANCELLED]}
