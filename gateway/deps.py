@@ -30,6 +30,8 @@ async def get_identity(request: Request) -> IdentityStore:
 
 Rpc = Annotated[RpcClient, Depends(get_rpc)]
 Identity = Annotated[IdentityStore, Depends(get_identity)]
+
+
 async def settings_dependency() -> GatewaySettings:
     return get_gateway_settings()
 

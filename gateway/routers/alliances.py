@@ -93,14 +93,7 @@ async def add_member(alliance_id: str, body: MemberAdd, rpc: Rpc, tenancy: Tenan
 )
 async def get_member(alliance_id: str, partner_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_readable(alliance_id)
-    check = await rpc.call("partners", "membership_of", alliance_id=alliance_id, partner_id=partner_id)
-    if check["status"] is None:
-        raise ProblemError(404, "Risorsa non trovata", "Il partner non è membro di questa alleanza.")
-    members = await rpc.call("partners", "list_members", alliance_id=alliance_id, query={"limit": 200, "offset": 0})
-    for member in members["items"]:
-        if member["partner"]["id"] == partner_id:
-            return member
-    raise NOT_FOUND
+    return service_json(await rpc.call("partners", "get_member", alliance_id=alliance_id, partner_id=partner_id))
 
 
 @router.patch(

@@ -80,6 +80,11 @@ class PartnersService(OutboxService):
         return dump(usecases.list_members(self.store, alliance_id, parse(MemberQuery, query)))
 
     @domain_rpc
+    def get_member(self, alliance_id: str, partner_id: str) -> dict[str, Any]:
+        """One membership of an alliance, with the partner record."""
+        return dump(usecases.get_member(self.store, alliance_id, partner_id))
+
+    @domain_rpc
     def add_member(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Add a partner to an alliance (pending until formalized)."""
         result = usecases.add_member(self.store, alliance_id, parse(MemberAdd, payload), utc_now())

@@ -222,6 +222,14 @@ def _member_out(repo: PartnersRepository, membership: Membership) -> MemberOut:
     return MemberOut(partner=_partner_out(partner), **membership.model_dump(exclude={"partner_id"}))
 
 
+def get_member(repo: PartnersRepository, alliance_id: str, partner_id: str) -> MemberOut:
+    alliance = _require_alliance(repo, alliance_id)
+    found = next((m for m in alliance["members"] if m["partner_id"] == partner_id), None)
+    if found is None:
+        raise NotFound("Il partner non è membro di questa alleanza.")
+    return _member_out(repo, Membership.model_validate(found))
+
+
 def _change_members(
     repo: PartnersRepository,
     alliance_id: str,

@@ -77,8 +77,12 @@ def test_pending_partner_is_formalized_then_withdrawn(
 ) -> None:
     manager = stack.user("castellanza.e2e", "alliance_manager", alliances=(castellanza,))
     seme = partner_ids["coop_il_seme"]
+    assert ok(manager.get(f"/v1/alliances/{castellanza}/members/{seme}"))["status"] == "pending"
+    rembrandt = partner_ids["coop_rembrandt"]  # a partner of Marnate's partnership only
+    assert_problem(manager.get(f"/v1/alliances/{castellanza}/members/{rembrandt}"), 404)
     member = ok(manager.patch(f"/v1/alliances/{castellanza}/members/{seme}", json={"status": "formalized"}))
     assert member["status"] == "formalized" and member["formalized_at"]
+    assert ok(manager.get(f"/v1/alliances/{castellanza}/members/{seme}"))["status"] == "formalized"
     assert_problem(manager.patch(f"/v1/alliances/{castellanza}/members/{seme}", json={"status": "formalized"}), 409)
     member = ok(manager.patch(f"/v1/alliances/{castellanza}/members/{seme}", json={"status": "withdrawn"}))
     assert member["status"] == "withdrawn"
