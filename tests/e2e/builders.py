@@ -1,5 +1,6 @@
 """Build demo data through the public API, as an alliance's staff would."""
 
+import uuid
 from typing import Any
 
 import httpx
@@ -46,3 +47,18 @@ def build_alliance(admin: httpx.Client, alliance: DemoAlliance, partner_ids: dic
         ok(admin.post(f"/v1/alliances/{alliance_id}/members", json={"partner_id": partner_ids[key]}), 201)
     ok(admin.post(f"/v1/alliances/{alliance_id}/projects", json=alliance.project), 201)
     return alliance_id
+
+
+def unique(prefix: str) -> str:
+    """A code no other test run uses, e.g. ``CAST-3F9A1C``."""
+    return f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with ``status`` and no stack trace."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "Traceback" not in response.text
+    return body

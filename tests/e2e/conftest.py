@@ -21,6 +21,9 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from conciliare.demo.data import CASTELLANZA, MARNATE
+from tests.e2e.builders import build_alliance, register_demo_partners, unique
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -126,3 +129,19 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def admin(stack: Stack) -> httpx.Client:
     return stack.user("e2e.admin", "platform_admin")
+
+
+# Module-scoped: each test module builds its own alliances under fresh codes.
+@pytest.fixture(scope="module")
+def partner_ids(admin: httpx.Client) -> dict[str, str]:
+    return register_demo_partners(admin)
+
+
+@pytest.fixture(scope="module")
+def castellanza(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
+    return build_alliance(admin, CASTELLANZA, partner_ids, unique("CAST"))
+
+
+@pytest.fixture(scope="module")
+def marnate(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
+    return build_alliance(admin, MARNATE, partner_ids, unique("MARN"))

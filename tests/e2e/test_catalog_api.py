@@ -7,8 +7,7 @@ import httpx
 import pytest
 
 from conciliare.demo.catalog_data import OFFERINGS, load_offerings
-from conciliare.demo.data import CASTELLANZA, MARNATE
-from tests.e2e.builders import build_alliance, ok, register_demo_partners
+from tests.e2e.builders import assert_problem, ok
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -23,34 +22,6 @@ EASTER_SEARCH = {
     "date_to": "2027-03-30",
     "need": "dsa",
 }
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    assert "Traceback" not in response.text
-    return body
-
-
-@pytest.fixture(scope="module")
-def partner_ids(admin: httpx.Client) -> dict[str, str]:
-    return register_demo_partners(admin)
-
-
-@pytest.fixture(scope="module")
-def marnate(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
-    return build_alliance(admin, MARNATE, partner_ids, unique("MARN"))
-
-
-@pytest.fixture(scope="module")
-def castellanza(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
-    return build_alliance(admin, CASTELLANZA, partner_ids, unique("CAST"))
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,9 @@ import eventlet
 import httpx
 import pytest
 
-from conciliare.demo.data import MARNATE
 from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD, load_families, synthetic_child, synthetic_household
 from services.enrolment.domain import today_in_rome
-from tests.e2e.builders import build_alliance, ok, register_demo_partners
+from tests.e2e.builders import assert_problem, ok
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +25,6 @@ CREMA_ISTAT = "019035"
 TODAY = today_in_rome()
 EASTER_2027 = ("2027-03-25", "2027-03-30")
 PRIMARY_SCHOOL_CHILD_BORN = date(TODAY.year - 8, 2, 1)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    assert "Traceback" not in response.text
-    return body
 
 
 def offering_body(
@@ -105,16 +91,6 @@ def enrolment_body(child_id: str, offering_id: str, start: date | str = TODAY, d
 
 
 # --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def partner_ids(admin: httpx.Client) -> dict[str, str]:
-    return register_demo_partners(admin)
-
-
-@pytest.fixture(scope="module")
-def marnate(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
-    return build_alliance(admin, MARNATE, partner_ids, unique("MARN"))
 
 
 @pytest.fixture(scope="module")
