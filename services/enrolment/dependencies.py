@@ -17,6 +17,7 @@ from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ServiceRpc
 
+from conciliare.chassis.locks import STALE_CHECK_SECONDS
 from conciliare.chassis.mongo import MongoRepositoryProvider
 from services.enrolment import usecases
 from services.enrolment.repository import EnrolmentRepository, ensure_indexes
@@ -133,7 +134,7 @@ class DecisionBoard:
 
     def _decide(self, repo: EnrolmentRepository, offering_id: str, runtime: usecases.Runtime) -> None:
         key = usecases.offering_lock_key(offering_id)
-        next_stale_check = runtime.monotonic() + usecases.STALE_CHECK_SECONDS
+        next_stale_check = runtime.monotonic() + STALE_CHECK_SECONDS
         try:
             while self._waiting.get(offering_id):
                 try:
@@ -145,7 +146,7 @@ class DecisionBoard:
                 if token is None:
                     if runtime.monotonic() >= next_stale_check:
                         repo.break_stale_lock(key, runtime.now())
-                        next_stale_check = runtime.monotonic() + usecases.STALE_CHECK_SECONDS
+                        next_stale_check = runtime.monotonic() + STALE_CHECK_SECONDS
                     runtime.sleep(DECIDER_POLL_SECONDS)
                     continue
                 started = runtime.monotonic()

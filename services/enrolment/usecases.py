@@ -55,7 +55,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from conciliare.chassis.locks import acquire
+from conciliare.chassis.locks import STALE_CHECK_SECONDS, acquire
 from conciliare.chassis.outbox import OUTBOX_FIELD, PENDING_FLAG, outbox_record
 from conciliare.contracts.catalog import OfferingEvent, OfferingSnapshot
 from conciliare.contracts.common import IntegrationEvent, Page, new_id, utc_now
@@ -134,7 +134,6 @@ EVENT_LOCK_WAIT_SECONDS: Final = 30.0
 DECISION_WAIT_SECONDS: Final = 7.0
 POLL_SECONDS: Final = 0.02
 LOCK_RETRY_EVERY: Final = 3
-STALE_CHECK_SECONDS: Final = 2.0
 PASS_BATCH: Final = 200
 # How long one holder keeps deciding before giving others a turn.
 HOLD_BUDGET_SECONDS: Final = 2.0
