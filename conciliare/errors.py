@@ -44,9 +44,23 @@ class Forbidden(DomainError):
     """The caller is known but may not do this."""
 
 
+class Unavailable(DomainError):
+    """A service this one depends on is away: the caller may retry later."""
+
+
 DOMAIN_ERRORS: dict[str, type[DomainError]] = {
-    cls.__name__: cls for cls in (NotFound, Conflict, ValidationFailed, Forbidden)
+    cls.__name__: cls for cls in (NotFound, Conflict, ValidationFailed, Forbidden, Unavailable)
 }
+
+
+def as_registered(error: DomainError) -> DomainError:
+    """``error`` as the nearest class callers know by name, with the same message and fields."""
+    if type(error).__name__ in DOMAIN_ERRORS:
+        return error
+    for cls in type(error).__mro__:
+        if cls.__name__ in DOMAIN_ERRORS and DOMAIN_ERRORS[cls.__name__] is cls:
+            return cls(error.detail, error.errors)
+    return DomainError(error.detail, error.errors)
 
 
 # Pydantic's built-in messages are English; users read Italian. Custom rules already

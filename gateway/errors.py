@@ -20,6 +20,7 @@ from conciliare.errors import (
     FieldError,
     Forbidden,
     NotFound,
+    Unavailable,
     ValidationFailed,
     italian_message,
 )
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[Exception], tuple[int, str]] = {
     Conflict: (409, "Conflitto con lo stato attuale"),
     ValidationFailed: (422, "Dati non validi"),
     Forbidden: (403, "Operazione non consentita"),
+    Unavailable: (503, "Servizio non disponibile"),
     ServiceUnavailable: (503, "Servizio non disponibile"),
     RpcTimeout: (504, "Il servizio non ha risposto in tempo"),
     RemoteFailure: (500, "Errore interno"),
@@ -85,7 +87,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status, title = STATUS_BY_ERROR.get(type(exc), (400, "Richiesta non valida"))
-        return problem(status, title, exc.detail, request, exc.errors)
+        # A service whose own dependency is away answers Unavailable: retrying is right.
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return problem(status, title, exc.detail, request, exc.errors, headers=headers)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:

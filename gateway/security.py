@@ -1,7 +1,6 @@
 """Who is calling: password and secret hashing, JWT access tokens, the principal."""
 
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from uuid import uuid4
 
@@ -10,19 +9,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field
 
+from conciliare.contracts.identity import Role as Role
 from gateway.settings import GatewaySettings
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps timing uniform, so
 # response time does not reveal which usernames exist.
 _DUMMY_HASH = _hasher.hash("conciliare-timing-guard")
-
-
-class Role(StrEnum):
-    PLATFORM_ADMIN = "platform_admin"
-    ALLIANCE_MANAGER = "alliance_manager"
-    PARTNER_OPERATOR = "partner_operator"
-    FAMILY = "family"
 
 
 # What each role may ever do; a client-credentials token may get fewer scopes.

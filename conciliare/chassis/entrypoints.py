@@ -3,15 +3,31 @@
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from nameko.rpc import rpc
+from nameko.rpc import Rpc
 from nameko.timer import timer
 
 from conciliare.chassis.outbox import OutboxRelay
-from conciliare.errors import DomainError
+from conciliare.errors import DomainError, as_registered
+
+
+class DomainRpc(Rpc):  # type: ignore[misc]
+    """An RPC entrypoint whose domain errors reach the caller as a class it knows.
+
+    Callers map errors by class name (``conciliare.errors.DOMAIN_ERRORS``); a service's
+    own subclass (``InvalidTransition(Conflict)``) is sent as its registered base, so
+    a new subclass can never reach a client as an unknown error, i.e. a 500.
+    """
+
+    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> Any:
+        if exc_info is not None and isinstance(exc_info[1], DomainError):
+            error = as_registered(exc_info[1])
+            exc_info = (type(error), error, exc_info[2])
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
 
 # Domain errors are expected answers, not failures: nameko neither logs them as
 # errors nor marks the span failed, and the caller gets the typed error.
-domain_rpc = rpc(expected_exceptions=DomainError)
+domain_rpc = DomainRpc.decorator(expected_exceptions=DomainError)
 
 
 class _WithOutbox(Protocol):

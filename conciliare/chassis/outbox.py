@@ -13,14 +13,12 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from conciliare.chassis.locks import LeaseLocks, document_key
-from conciliare.contracts.common import IntegrationEvent, utc_now
+from conciliare.contracts.common import IntegrationEvent
 
 OUTBOX_FIELD = "_outbox"
 PENDING_FLAG = "_outbox_pending"
 
 Dispatch = Callable[[str, dict[str, Any]], None]
-LEASE_SECONDS = 20.0
 
 
 def outbox_record(event: IntegrationEvent) -> dict[str, Any]:
@@ -49,18 +47,17 @@ def push_events(update: dict[str, Any], events: Iterable[IntegrationEvent]) -> d
 class OutboxRelay:
     """Publishes the events waiting in the outboxes of some collections.
 
-    Removing a published event rewrites the document on FerretDB 1.x, so it is
-    done under the document's lease lock, like every other write of it; a
-    document someone else is writing is skipped and picked up on the next pass.
+    Two relays (two instances of a service, or the write path and the timer) may
+    publish the same event twice; consumers de-duplicate by ``event_id``, so that
+    costs a redelivery, never a loss. No lock is needed: each published event is
+    pulled by its id, atomically, and a newer event pushed meanwhile stays.
     """
 
     def __init__(self, database: Database[dict[str, Any]], collections: Sequence[str]) -> None:
         self.database = database
         self.collections = collections
-        self.locks = LeaseLocks(database)
 
     def ensure_indexes(self) -> None:
-        self.locks.ensure_indexes()
         for name in self.collections:
             self.database[name].create_index(PENDING_FLAG, sparse=True)
 
@@ -75,29 +72,20 @@ class OutboxRelay:
         published = 0
         for name in [collection] if collection else self.collections:
             coll = self.database[name]
-            query: dict[str, Any] = {PENDING_FLAG: True}
-            if document_id is not None:
-                query["_id"] = document_id
-            for doc in coll.find(query, {OUTBOX_FIELD: 1}).limit(batch):
-                key = document_key(name, doc["_id"])
-                token = self.locks.try_lock(key, utc_now(), LEASE_SECONDS)
-                if token is None:
-                    self.locks.break_stale(key, utc_now())  # a holder that died frees it for next pass
-                    continue
-                try:
-                    published += self._publish_document(coll, doc["_id"], dispatch)
-                finally:
-                    self.locks.release(token)
+            # An ``_id`` look-up alone is what mongo-java-server answers from its index;
+            # the pending flag is then checked on the one document.
+            query: dict[str, Any] = {"_id": document_id} if document_id is not None else {PENDING_FLAG: True}
+            for doc in coll.find(query, {OUTBOX_FIELD: 1, PENDING_FLAG: 1}).limit(batch):
+                if doc.get(PENDING_FLAG):
+                    published += self._publish_document(coll, doc["_id"], doc.get(OUTBOX_FIELD, []), dispatch)
         return published
 
-    def _publish_document(self, coll: Collection[dict[str, Any]], document_id: Any, dispatch: Dispatch) -> int:
-        doc = coll.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
-        records = doc.get(OUTBOX_FIELD, []) if doc else []
+    def _publish_document(
+        self, coll: Collection[dict[str, Any]], document_id: Any, records: list[dict[str, Any]], dispatch: Dispatch
+    ) -> int:
         for record in records:
             dispatch(record["event_type"], record["payload"])
-            # Pull the record exactly as read: FerretDB 1.x ignores $pull with a
-            # condition ({"event_id": ...}) without any error.
-            coll.update_one({"_id": document_id}, {"$pull": {OUTBOX_FIELD: record}})
+            coll.update_one({"_id": document_id}, {"$pull": {OUTBOX_FIELD: {"event_id": record["event_id"]}}})
         # Clear the flag only if nothing new was queued meanwhile.
-        coll.update_one({"_id": document_id, OUTBOX_FIELD: []}, {"$set": {PENDING_FLAG: False}})
+        coll.update_one({"_id": document_id, OUTBOX_FIELD: {"$size": 0}}, {"$set": {PENDING_FLAG: False}})
         return len(records)

@@ -14,23 +14,9 @@ from pydantic import ConfigDict, Field
 # ``enrolment.seat_counts`` answers with the catalog's own contract (its caller).
 from conciliare.contracts.catalog import SeatCounts as SeatCounts
 from conciliare.contracts.common import Contract, EntityId, IntegrationEvent
+from conciliare.contracts.identity import Viewer as Viewer
 
 SCHEMA_VERSION = 1
-
-
-# --- who is asking ----------------------------------------------------------------
-
-
-class Viewer(Contract):
-    """The caller as the gateway authenticated it: the service decides visibility.
-
-    ``role`` is one of platform_admin | alliance_manager | partner_operator | family.
-    """
-
-    subject: str = Field(min_length=1, max_length=200)
-    role: str
-    partner_id: str | None = None
-    alliance_ids: list[str] = Field(default_factory=list)
 
 
 # --- households and children ------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 
+from conciliare.contracts.taxonomy import OfferingStatus, ServiceType, SpecialNeed
 from conciliare.errors import ValidationFailed
 from gateway.deps import Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
@@ -22,7 +23,6 @@ from gateway.rpc import RpcClient
 from gateway.schemas.common import PaginationDep
 from gateway.schemas.offerings import OfferingAction, OfferingCreate, OfferingOut, OfferingPage, OfferingUpdate
 from gateway.security import Role
-from services.catalog.taxonomy import OfferingStatus, ServiceType, SpecialNeed
 
 router = APIRouter(prefix="/v1/offerings", tags=["offerings"])
 

@@ -32,7 +32,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from services.catalog.taxonomy import (
+from conciliare.contracts.taxonomy import (
     AttendanceMode,
     OfferingStatus,
     PeriodKind,

@@ -50,7 +50,7 @@ from services.catalog.domain import (
     sort_results,
 )
 from services.catalog.repository import CatalogRepository
-from services.catalog.taxonomy import OfferingStatus
+from conciliare.contracts.taxonomy import OfferingStatus
 
 Document = dict[str, Any]
 ROME = ZoneInfo("Europe/Rome")

@@ -37,7 +37,7 @@ from services.catalog.domain import (
     upcoming_start,
     validate_capacity_change,
 )
-from services.catalog.taxonomy import (
+from conciliare.contracts.taxonomy import (
     AttendanceMode,
     OfferingStatus,
     PeriodKind,

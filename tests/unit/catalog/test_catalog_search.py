@@ -21,7 +21,7 @@ from services.catalog.domain import (
     sort_results,
     tokenize,
 )
-from services.catalog.taxonomy import OfferingStatus, ServiceType, SpecialNeed
+from conciliare.contracts.taxonomy import OfferingStatus, ServiceType, SpecialNeed
 
 ALLIANCE = "alleanza-castellanza"
 OTHER_ALLIANCE = "alleanza-mum-attack"

@@ -4,7 +4,7 @@ from enum import StrEnum
 
 import pytest
 
-from services.catalog.taxonomy import (
+from conciliare.contracts.taxonomy import (
     AttendanceMode,
     OfferingStatus,
     PeriodKind,
