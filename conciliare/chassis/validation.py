@@ -24,3 +24,16 @@ def parse(model: type[M], payload: Any) -> M:
 def dump(model: BaseModel) -> dict[str, Any]:
     """JSON-safe dict of a contract model, as it travels over RPC."""
     return model.model_dump(mode="json")
+
+
+def parse_event(model: type[M], payload: Any) -> M:
+    """Read an event as a tolerant reader: fields this consumer does not know are ignored.
+
+    A producer may add a field to an event (or to a model inside it) before every
+    consumer is redeployed; a strict parse would make the consumer drop the event.
+    Missing or malformed fields it does need still fail.
+    """
+    try:
+        return model.model_validate(payload, extra="ignore")
+    except ValidationError as exc:
+        raise validation_failed_from_pydantic(exc) from None
