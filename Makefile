@@ -36,7 +36,10 @@ run: infra
 	@echo "==> [app] starting services and gateway"
 	@$(PY) scripts/stack.py start
 	@echo "==> [demo] loading demo data (idempotent)"
-	@$(PY) -m conciliare.demo.load --gateway $(GATEWAY_URL)
+	@$(PY) -m gateway.demo_users admin
+	@$(PY) -m conciliare.demo.load --gateway $(GATEWAY_URL) --step organisations
+	@$(PY) -m gateway.demo_users staff --ids .run/demo_ids.json
+	@$(PY) -m conciliare.demo.load --gateway $(GATEWAY_URL) --step services
 	@echo
 	@echo "Gateway:       $(GATEWAY_URL)"
 	@echo "OpenAPI docs:  $(GATEWAY_URL)/docs"
@@ -69,6 +72,7 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports
 
 bench: run
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)

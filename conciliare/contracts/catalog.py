@@ -1,7 +1,8 @@
 """Contracts of the catalog service (schema version 1).
 
-The offering's own rules live in ``services/catalog/domain.py``; what crosses the
-broker is the ``OfferingSnapshot`` below, everything a consumer (enrolment,
+What an offering is (``OfferingSpec``) lives in ``conciliare/contracts/offerings.py``,
+the catalog's rules about it in ``services/catalog/domain.py``; what crosses the
+broker in events is the ``OfferingSnapshot`` below, everything a consumer (enrolment,
 vouchers, notifications) needs without calling the catalog back.
 """
 
@@ -63,7 +64,7 @@ class OfferingArchived(OfferingEvent):
 
 
 # --- RPC payloads -------------------------------------------------------------
-# The writable part of an offering is ``services.catalog.domain.OfferingSpec``: it
+# The writable part of an offering is ``conciliare.contracts.offerings.OfferingSpec``: it
 # travels as its JSON dump and the catalog validates it again on arrival.
 
 

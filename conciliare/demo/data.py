@@ -199,10 +199,20 @@ USERS = [
     DemoUser("famiglia.rossi", "demo-famiglia-2026", "family", "Famiglia Rossi"),
 ]
 
-INTEGRATOR_CLIENT = {
-    "client_id": "totem-gestionale",
-    "client_secret": "demo-totem-client-secret-2026",
-    "partner_key": "coop_totem",
-    "scopes": ["catalog:read", "catalog:write", "enrolments:read", "attendance:read", "attendance:write"],
-    "name": "Gestionale della Cooperativa Totem",
-}
+
+@dataclass(frozen=True)
+class DemoClient:
+    client_id: str
+    client_secret: str
+    partner_key: str
+    scopes: tuple[str, ...]
+    name: str
+
+
+INTEGRATOR_CLIENT = DemoClient(
+    client_id="totem-gestionale",
+    client_secret="demo-totem-client-secret-2026",  # noqa: S106 - demo credential, printed by make run
+    partner_key="coop_totem",
+    scopes=("catalog:read", "catalog:write", "enrolments:read", "attendance:read", "attendance:write"),
+    name="Gestionale della Cooperativa Totem",
+)

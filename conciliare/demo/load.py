@@ -2,11 +2,14 @@
 
 Idempotent: everything is looked up first (partners by tax code, alliances by
 code, projects by title), so running it twice creates nothing new.
-Usage: ``python -m conciliare.demo.load [--gateway URL]``.
+Usage, between the gateway's own seeding of users (``gateway.demo_users``), as
+``make run`` does it: ``python -m conciliare.demo.load --step organisations``
+(partners, alliances, projects; writes the resolved ids to ``.run/demo_ids.json``),
+then ``--step services`` (offerings and the demo family), once the users exist.
 """
 
 import argparse
-import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,8 @@ import httpx
 from conciliare.demo import data
 from conciliare.demo.catalog_data import load_offerings
 from conciliare.demo.families import load_families
-from conciliare.settings import get_platform_settings
-from gateway.identity import IdentityStore
-from gateway.security import Role
+
+IDS_FILE = Path(".run") / "demo_ids.json"
 
 
 class DemoLoader:
@@ -98,52 +100,36 @@ class DemoLoader:
                 f"project {'created' if new_project else 'already there'}"
             )
 
-    async def users(self) -> None:
-        settings = get_platform_settings()
-        store = IdentityStore.connect(settings.mongo_uri, settings.database_name("gateway"))
-        try:
-            for user in data.USERS:
-                await store.upsert_user(
-                    user.username,
-                    user.password,
-                    Role(user.role),
-                    user.display_name,
-                    alliance_ids=[self.alliance_ids[c] for c in user.alliance_codes],
-                    partner_id=self.partner_ids[user.partner_key] if user.partner_key else None,
-                )
-            client = data.INTEGRATOR_CLIENT
-            await store.upsert_client(
-                str(client["client_id"]),
-                str(client["client_secret"]),
-                self.partner_ids[str(client["partner_key"])],
-                list(client["scopes"]),
-                str(client["name"]),
-            )
-        finally:
-            await store.close()
+    def save_ids(self, path: Path) -> None:
+        """The ids this run resolved, for the gateway's seeding of the demo users."""
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"alliances": self.alliance_ids, "partners": self.partner_ids}, indent=2))
 
-
-async def bootstrap_admin() -> None:
-    """The platform admin must exist before anything can be loaded through the API."""
-    settings = get_platform_settings()
-    store = IdentityStore.connect(settings.mongo_uri, settings.database_name("gateway"))
-    try:
-        admin = data.USERS[0]
-        await store.upsert_user(admin.username, admin.password, Role.PLATFORM_ADMIN, admin.display_name)
-    finally:
-        await store.close()
+    def resolve_ids(self) -> None:
+        """Partner and alliance ids of a stack where ``--step organisations`` already ran."""
+        for partner in data.PARTNERS:
+            found = self.request("GET", "/v1/partners", params={"tax_code": partner.tax_code})["items"]
+            if not found:
+                raise SystemExit(f"partner {partner.name} not found: run --step organisations first")
+            self.partner_ids[partner.key] = found[0]["id"]
+        existing = {a["code"]: a["id"] for a in self.request("GET", "/v1/alliances", params={"limit": 200})["items"]}
+        self.alliance_ids = {alliance.code: existing[alliance.code] for alliance in data.ALLIANCES}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gateway", default="http://127.0.0.1:8000")
+    parser.add_argument("--step", choices=["organisations", "services"], required=True)
+    parser.add_argument("--ids", default=str(IDS_FILE), help="where the resolved ids are written")
     args = parser.parse_args()
-    asyncio.run(bootstrap_admin())
     loader = DemoLoader(args.gateway)
     loader.login_admin()
-    loader.partners()
-    loader.alliances()
-    asyncio.run(loader.users())
+    if args.step == "organisations":
+        loader.partners()
+        loader.alliances()
+        loader.save_ids(Path(args.ids))
+        return
+    loader.resolve_ids()
     load_offerings(loader.http, loader.partner_ids, loader.alliance_ids)
     family = next(u for u in data.USERS if u.role == "family")
     family_http = httpx.Client(base_url=args.gateway, timeout=30)

@@ -10,8 +10,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from conciliare.contracts.common import EntityId, Page
+from conciliare.contracts.offerings import OfferingSpec
 from conciliare.contracts.taxonomy import OfferingStatus
-from services.catalog.domain import OfferingSpec
 
 __all__ = [
     "OfferingAction",

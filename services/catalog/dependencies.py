@@ -3,18 +3,21 @@
 The catalog never reads another service's data: it asks the partners service
 (memberships, territory) and the enrolment service (confirmed seats) by RPC. Each
 remote is wrapped in a small typed client with a deadline, so a missing or stuck
-service turns into ``RemoteUnavailable`` instead of a worker waiting forever.
+service turns into ``RemoteUnavailable`` instead of a worker waiting forever, and a
+refusal into ``RemoteRefused`` carrying the remote's error class and message.
 """
 
+import ast
 from typing import Any
 
 import eventlet
-from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
+from nameko.exceptions import MethodNotFound, RemoteError, RpcTimeout, UnknownService
 from nameko.rpc import ServiceRpc
 
 from conciliare.chassis.mongo import MongoRepositoryProvider
 from conciliare.contracts.catalog import SeatCounts
 from conciliare.contracts.partners import AllianceMembershipCheck, AllianceTerritory
+from conciliare.errors import DOMAIN_ERRORS, DomainError
 from services.catalog.repository import CatalogRepository, ensure_indexes
 
 # Seconds a remote may take before the catalog gives up on it. The request also
@@ -44,6 +47,30 @@ class RemoteRefused(Exception):
         self.exc_type = exc_type
         self.detail = detail
 
+    def as_domain_error(self) -> DomainError | None:
+        """The remote's refusal as the same domain error here, or None if it was no domain error.
+
+        A domain refusal stays what it is (a remote ``Conflict`` is a ``Conflict``);
+        anything else (a crash over there) is not ours to reinterpret.
+        """
+        cls = DOMAIN_ERRORS.get(self.exc_type)
+        return None if cls is None else cls(self.detail)
+
+
+def _remote_detail(value: str) -> str:
+    """The user's message out of a nameko ``RemoteError.value``.
+
+    nameko sends ``str(exc)``; a domain error has two arguments (message, field
+    errors), so that string is the repr of a tuple: keep only the message.
+    """
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
+    if isinstance(parsed, tuple) and parsed and isinstance(parsed[0], str):
+        return parsed[0]
+    return value
+
 
 class _RemoteClient:
     service = ""
@@ -56,10 +83,11 @@ class _RemoteClient:
         try:
             with eventlet.Timeout(self._timeout):
                 return getattr(self._client, method)(**kwargs)
-        except (eventlet.Timeout, UnknownService, MethodNotFound):
+        except (eventlet.Timeout, RpcTimeout, UnknownService, MethodNotFound):
+            # Absent, stopped, too slow, or an older version without this method.
             raise RemoteUnavailable(self.service) from None
         except RemoteError as exc:
-            raise RemoteRefused(self.service, str(exc.exc_type), str(exc.value)) from None
+            raise RemoteRefused(self.service, str(exc.exc_type), _remote_detail(str(exc.value))) from None
 
 
 class PartnersClient(_RemoteClient):

@@ -9,6 +9,7 @@ from conciliare.chassis.entrypoints import OutboxService, domain_rpc
 from conciliare.chassis.validation import dump, parse
 from conciliare.contracts.catalog import OfferingQuery, ProviderOfferingQuery
 from conciliare.contracts.common import utc_now
+from conciliare.contracts.offerings import OfferingSpec
 from conciliare.tracing import instrument_nameko, setup_tracing
 from services.catalog import usecases
 from services.catalog.dependencies import (
@@ -18,7 +19,6 @@ from services.catalog.dependencies import (
     PartnersClient,
     PartnersRpc,
 )
-from services.catalog.domain import OfferingSpec
 from services.catalog.repository import CatalogRepository
 
 setup_tracing("catalog-service")
@@ -59,14 +59,14 @@ class CatalogService(OutboxService):
         result = usecases.update_offering(
             self.store, self.partners, self.enrolment, offering_id, version, spec, utc_now()
         )
-        self._publish()
+        self.store.publish_events(self.dispatch, offering_id)
         return dump(result)
 
     @domain_rpc
     def change_status(self, offering_id: str, target: str) -> dict[str, Any]:
         """Apply ``target``: publish (draft), resume (suspended), suspend or archive."""
         result = usecases.change_offering_status(self.store, self.partners, offering_id, target, utc_now())
-        self._publish()
+        self.store.publish_events(self.dispatch, offering_id)
         return dump(result)
 
     @domain_rpc

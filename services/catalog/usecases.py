@@ -10,7 +10,6 @@ and archiving. A draft archived without ever being published emits nothing.
 """
 
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from conciliare.chassis.validation import parse
@@ -27,7 +26,9 @@ from conciliare.contracts.catalog import (
     SnapshotPeriod,
 )
 from conciliare.contracts.common import Page, new_id
-from conciliare.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
+from conciliare.contracts.offerings import OfferingSpec
+from conciliare.contracts.taxonomy import OfferingStatus
+from conciliare.errors import Conflict, DomainError, FieldError, NotFound, Unavailable, ValidationFailed
 from services.catalog.dependencies import (
     EnrolmentClient,
     PartnersClient,
@@ -40,19 +41,14 @@ from services.catalog.domain import (
     InvalidTransition,
     NotEditable,
     NotPublishable,
-    OfferingSpec,
-    OfferingView,
     SearchCriteria,
     change_status,
     check_update,
     matches,
-    search_tokens,
     sort_results,
 )
-from services.catalog.repository import CatalogRepository
-from conciliare.contracts.taxonomy import OfferingStatus
+from services.catalog.repository import CatalogRepository, Offering, stored_time
 
-Document = dict[str, Any]
 ROME = ZoneInfo("Europe/Rome")
 OFFERING_NOT_FOUND = "Offerta non trovata."
 STALE_OFFERING = "L'offerta è stata modificata da qualcun altro nel frattempo: ricaricala e riprova."
@@ -84,11 +80,6 @@ def rome_today(now: datetime) -> date:
     return now.astimezone(ROME).date()
 
 
-def _bson_time(now: datetime) -> datetime:
-    """``now`` as MongoDB stores it (milliseconds), so answers equal later reads."""
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def _sentence(message: str) -> str:
     text = message.strip()
     text = text[:1].upper() + text[1:]
@@ -109,46 +100,21 @@ def _domain_error(exc: CatalogError) -> DomainError:
     return ValidationFailed(_sentence(str(exc)))
 
 
-# --- documents, views, snapshots -------------------------------------------------
+# --- views and snapshots ----------------------------------------------------------
 
 
-def _spec(doc: Document) -> OfferingSpec:
-    return OfferingSpec.model_validate(doc["spec"])
-
-
-def _view(doc: Document) -> OfferingView:
-    return OfferingView(
-        id=doc["_id"],
-        alliance_id=doc["alliance_id"],
-        provider_partner_id=doc["provider_partner_id"],
-        status=OfferingStatus(doc["status"]),
-        spec=_spec(doc),
-    )
-
-
-def _offering_out(doc: Document) -> OfferingOut:
+def _offering_out(offering: Offering) -> OfferingOut:
     return OfferingOut(
-        id=doc["_id"],
-        alliance_id=doc["alliance_id"],
-        provider_partner_id=doc["provider_partner_id"],
-        status=doc["status"],
-        version=doc["version"],
-        spec=doc["spec"],
-        created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
-        published_at=doc.get("published_at"),
+        id=offering.id,
+        alliance_id=offering.alliance_id,
+        provider_partner_id=offering.provider_partner_id,
+        status=offering.status.value,
+        version=offering.version,
+        spec=offering.spec.model_dump(mode="json"),
+        created_at=offering.created_at,
+        updated_at=offering.updated_at,
+        published_at=offering.published_at,
     )
-
-
-def _spec_fields(spec: OfferingSpec) -> Document:
-    """What is stored for a spec: its JSON dump plus what the search prefilter reads."""
-    periods = spec.calendar.periods
-    return {
-        "spec": spec.model_dump(mode="json"),
-        "search_tokens": search_tokens(spec),
-        "calendar_first_day": min(p.start for p in periods).isoformat() if periods else None,
-        "calendar_last_day": max(p.end for p in periods).isoformat() if periods else None,
-    }
 
 
 def snapshot(
@@ -182,36 +148,38 @@ def snapshot(
     )
 
 
-def _event(kind: type[OfferingEvent], doc: Document, status: OfferingStatus, spec: OfferingSpec) -> OfferingEvent:
-    """An event about ``doc`` as it is *after* the write (version + 1)."""
-    version = doc["version"] + 1
-    offering = snapshot(doc["_id"], doc["alliance_id"], doc["provider_partner_id"], status, spec, version)
-    return kind(alliance_id=doc["alliance_id"], offering=offering)
+def _event(kind: type[OfferingEvent], offering: Offering, status: OfferingStatus, spec: OfferingSpec) -> OfferingEvent:
+    """An event about ``offering`` as it is *after* the write (version + 1)."""
+    version = offering.version + 1
+    about = snapshot(offering.id, offering.alliance_id, offering.provider_partner_id, status, spec, version)
+    return kind(alliance_id=offering.alliance_id, offering=about)
 
 
-def _require_offering(repo: CatalogRepository, offering_id: str) -> Document:
-    doc = repo.get_offering(offering_id)
-    if doc is None:
+def _require_offering(repo: CatalogRepository, offering_id: str) -> Offering:
+    offering = repo.get_offering(offering_id)
+    if offering is None:
         raise NotFound(OFFERING_NOT_FOUND)
-    return doc
+    return offering
 
 
 # --- what other services say ------------------------------------------------------
 
 
-def _partners_unavailable() -> Conflict:
-    return Conflict(
+def _partners_unavailable() -> Unavailable:
+    return Unavailable(
         "Non è possibile verificare l'alleanza e il partner erogatore: il servizio partner non risponde. "
         "Riprova tra poco."
     )
 
 
-def _alliance_missing(exc: RemoteRefused) -> DomainError:
+def _partners_refusal(exc: RemoteRefused) -> Exception:
+    """What the catalog answers when the partners service refuses a check."""
     if exc.exc_type == "NotFound":
         return ValidationFailed(
             "L'alleanza indicata non esiste.", [{"field": "alliance_id", "message": "nessuna alleanza con questo id"}]
         )
-    raise exc
+    # Any other domain refusal stays what it is; a crash over there stays an error.
+    return exc.as_domain_error() or exc
 
 
 def ensure_formalized_provider(partners: PartnersClient, alliance_id: str, provider_partner_id: str) -> None:
@@ -221,7 +189,7 @@ def ensure_formalized_provider(partners: PartnersClient, alliance_id: str, provi
     except RemoteUnavailable:
         raise _partners_unavailable() from None
     except RemoteRefused as exc:
-        raise _alliance_missing(exc) from None
+        raise _partners_refusal(exc) from None
     if check.is_formalized:
         return
     reasons = {
@@ -243,7 +211,7 @@ def ensure_comune_in_territory(partners: PartnersClient, alliance_id: str, comun
     except RemoteUnavailable:
         raise _partners_unavailable() from None
     except RemoteRefused as exc:
-        raise _alliance_missing(exc) from None
+        raise _partners_refusal(exc) from None
     if comune_istat not in territory.comuni_istat:
         raise ValidationFailed(
             "Il Comune del servizio non fa parte del territorio dell'alleanza.",
@@ -255,10 +223,16 @@ def confirmed_seats(enrolment: EnrolmentClient, offering_id: str) -> int:
     """Seats already confirmed, asked to the enrolment service; no guessing when it is away."""
     try:
         return enrolment.seat_counts(offering_id).confirmed
-    except (RemoteUnavailable, RemoteRefused):
-        raise Conflict(
+    except RemoteUnavailable:
+        raise Unavailable(
             "Non è possibile ridurre la capienza adesso: il servizio iscrizioni non risponde e i posti già "
             "confermati non sono verificabili. Riprova tra poco (aumentare la capienza è sempre possibile).",
+            [{"field": "capacity", "message": "posti confermati non verificabili"}],
+        ) from None
+    except RemoteRefused:
+        raise Conflict(
+            "Non è possibile ridurre la capienza adesso: il servizio iscrizioni non ha confermato i posti già "
+            "assegnati. Riprova tra poco (aumentare la capienza è sempre possibile).",
             [{"field": "capacity", "message": "posti confermati non verificabili"}],
         ) from None
 
@@ -276,20 +250,20 @@ def create_offering(
 ) -> OfferingOut:
     ensure_formalized_provider(partners, alliance_id, provider_partner_id)
     ensure_comune_in_territory(partners, alliance_id, spec.comune_istat)
-    now = _bson_time(now)
-    doc: Document = {
-        "_id": new_id(),
-        "alliance_id": alliance_id,
-        "provider_partner_id": provider_partner_id,
-        "status": OfferingStatus.DRAFT.value,
-        "version": 1,
-        **_spec_fields(spec),
-        "created_at": now,
-        "updated_at": now,
-        "published_at": None,
-    }
-    repo.insert_offering(doc, [])
-    return _offering_out(doc)
+    now = stored_time(now)
+    offering = Offering(
+        id=new_id(),
+        alliance_id=alliance_id,
+        provider_partner_id=provider_partner_id,
+        status=OfferingStatus.DRAFT,
+        version=1,
+        spec=spec,
+        created_at=now,
+        updated_at=now,
+        published_at=None,
+    )
+    repo.insert_offering(offering, [])
+    return _offering_out(offering)
 
 
 def get_offering(repo: CatalogRepository, offering_id: str) -> OfferingOut:
@@ -297,9 +271,19 @@ def get_offering(repo: CatalogRepository, offering_id: str) -> OfferingOut:
 
 
 def get_snapshot(repo: CatalogRepository, offering_id: str) -> OfferingSnapshot:
-    doc = _require_offering(repo, offering_id)
-    status = OfferingStatus(doc["status"])
-    return snapshot(doc["_id"], doc["alliance_id"], doc["provider_partner_id"], status, _spec(doc), doc["version"])
+    offering = _require_offering(repo, offering_id)
+    return snapshot(
+        offering.id,
+        offering.alliance_id,
+        offering.provider_partner_id,
+        offering.status,
+        offering.spec,
+        offering.version,
+    )
+
+
+def _stale(current_version: int) -> Conflict:
+    return Conflict(STALE_OFFERING, [{"field": "version", "message": f"versione attuale: {current_version}"}])
 
 
 def update_offering(
@@ -311,29 +295,33 @@ def update_offering(
     spec: OfferingSpec,
     now: datetime,
 ) -> OfferingOut:
-    doc = _require_offering(repo, offering_id)
-    if doc["version"] != expected_version:
-        raise Conflict(STALE_OFFERING, [{"field": "version", "message": f"versione attuale: {doc['version']}"}])
-    status = OfferingStatus(doc["status"])
-    current = _spec(doc)
+    """Replace the spec if the caller saw the current version; a lost race is a ``Conflict``.
+
+    The caller's version is the guard of the write itself, so of two editors who
+    read the same version exactly one wins, even when both pass the early check.
+    """
+    offering = _require_offering(repo, offering_id)
+    if offering.version != expected_version:
+        raise _stale(offering.version)
+    status = offering.status
     confirmed = 0
     # Only an offering that was ever published can have enrolments; growing
     # capacity needs no count at all.
-    lowering = spec.capacity < current.capacity
-    if status is not OfferingStatus.ARCHIVED and lowering and doc.get("published_at") is not None:
+    lowering = spec.capacity < offering.spec.capacity
+    if status is not OfferingStatus.ARCHIVED and lowering and offering.published_at is not None:
         confirmed = confirmed_seats(enrolment, offering_id)
     try:
         check_update(status, spec, confirmed, rome_today(now))
     except CatalogError as exc:
         raise _domain_error(exc) from None
-    if spec.comune_istat != current.comune_istat:
-        ensure_comune_in_territory(partners, doc["alliance_id"], spec.comune_istat)
+    if spec.comune_istat != offering.spec.comune_istat:
+        ensure_comune_in_territory(partners, offering.alliance_id, spec.comune_istat)
     events = []
     if status in (OfferingStatus.PUBLISHED, OfferingStatus.SUSPENDED):
-        events.append(_event(OfferingUpdated, doc, status, spec))
-    fields = {**_spec_fields(spec), "updated_at": now}
-    if not repo.save_offering(offering_id, expected_version, fields, list(events)):
-        raise Conflict(STALE_OFFERING)
+        events.append(_event(OfferingUpdated, offering, status, spec))
+    if not repo.save_spec(offering_id, expected_version, spec, stored_time(now), list(events)):
+        current = repo.get_offering(offering_id)
+        raise _stale(current.version if current else expected_version + 1)
     return get_offering(repo, offering_id)
 
 
@@ -346,27 +334,25 @@ def change_offering_status(
             "Azione sconosciuta.",
             [{"field": "target", "message": "valori ammessi: " + ", ".join(ACTIONS)}],
         )
+    now = stored_time(now)
     for _ in range(STATUS_CHANGE_ATTEMPTS):
-        doc = _require_offering(repo, offering_id)
-        current = OfferingStatus(doc["status"])
-        spec = _spec(doc)
+        offering = _require_offering(repo, offering_id)
+        current = offering.status
         source = ACTION_SOURCE.get(action)
         if source is not None and current not in (source[0], target, OfferingStatus.ARCHIVED):
             raise Conflict(source[1])
         try:
-            new_status = change_status(current, target, spec, rome_today(now))
+            new_status = change_status(current, target, offering.spec, rome_today(now))
         except CatalogError as exc:
             raise _domain_error(exc) from None
-        fields: Document = {"status": new_status.value, "updated_at": now, "status_changed_at": now}
         if new_status is OfferingStatus.PUBLISHED:
             # Membership may have changed since the draft was written.
-            ensure_formalized_provider(partners, doc["alliance_id"], doc["provider_partner_id"])
-            if doc.get("published_at") is None:
-                fields["published_at"] = now
+            ensure_formalized_provider(partners, offering.alliance_id, offering.provider_partner_id)
         events = []
-        if new_status is not OfferingStatus.ARCHIVED or doc.get("published_at") is not None:
-            events.append(_event(EVENT_FOR_STATUS[new_status], doc, new_status, spec))
-        if repo.save_offering(offering_id, doc["version"], fields, list(events)):
+        if new_status is not OfferingStatus.ARCHIVED or offering.published_at is not None:
+            events.append(_event(EVENT_FOR_STATUS[new_status], offering, new_status, offering.spec))
+        first_publication = new_status is OfferingStatus.PUBLISHED and offering.published_at is None
+        if repo.save_status(offering_id, offering.version, new_status, now, first_publication, list(events)):
             return get_offering(repo, offering_id)
     raise Conflict(STALE_OFFERING)
 
@@ -392,25 +378,23 @@ def search_offerings(repo: CatalogRepository, query: OfferingQuery, now: datetim
         },
     )
     allowed = {s.value for s in statuses}
-    docs = {d["_id"]: d for d in repo.search_candidates(criteria, sorted(allowed), query.unpublished_only_of)}
+    candidates = repo.search_candidates(criteria, sorted(allowed), query.unpublished_only_of)
 
-    def visible(view: OfferingView) -> bool:
-        if view.status.value not in allowed:
+    def visible(offering: Offering) -> bool:
+        if offering.status.value not in allowed:
             return False
-        restricted = query.unpublished_only_of is not None and view.status is not OfferingStatus.PUBLISHED
-        return not restricted or view.provider_partner_id == query.unpublished_only_of
+        restricted = query.unpublished_only_of is not None and offering.status is not OfferingStatus.PUBLISHED
+        return not restricted or offering.provider_partner_id == query.unpublished_only_of
 
-    found = [v for v in (_view(d) for d in docs.values()) if visible(v) and matches(v, criteria)]
+    found = [o for o in candidates if visible(o) and matches(o, criteria)]
     ordered = sort_results(found, criteria, rome_today(now))
     page = ordered[query.offset : query.offset + query.limit]
-    return Page(
-        items=[_offering_out(docs[v.id]) for v in page], total=len(ordered), limit=query.limit, offset=query.offset
-    )
+    return Page(items=[_offering_out(o) for o in page], total=len(ordered), limit=query.limit, offset=query.offset)
 
 
 def list_offerings_of_provider(
     repo: CatalogRepository, provider_partner_id: str, query: ProviderOfferingQuery
 ) -> Page[OfferingOut]:
     statuses = None if query.statuses is None else [s.value for s in _statuses(query.statuses, "statuses")]
-    docs, total = repo.find_by_provider(provider_partner_id, query.alliance_id, statuses, query.limit, query.offset)
-    return Page(items=[_offering_out(d) for d in docs], total=total, limit=query.limit, offset=query.offset)
+    found, total = repo.find_by_provider(provider_partner_id, query.alliance_id, statuses, query.limit, query.offset)
+    return Page(items=[_offering_out(o) for o in found], total=total, limit=query.limit, offset=query.offset)

@@ -16,6 +16,7 @@ from conciliare.contracts.partners import (
     PartnerQuery,
     ProjectSpec,
 )
+from conciliare.errors import ValidationFailed
 from conciliare.tracing import instrument_nameko, setup_tracing
 from services.partners import usecases
 from services.partners.dependencies import PartnersStore
@@ -23,6 +24,17 @@ from services.partners.repository import PartnersRepository
 
 setup_tracing("partners-service")
 instrument_nameko()
+
+
+def _version(value: Any) -> int | None:
+    """An expected version as a caller sent it over RPC (JSON): None or a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationFailed(
+            "I dati inviati non sono validi.", [{"field": "version", "message": "deve essere un intero positivo"}]
+        )
+    return value
 
 
 class PartnersService(OutboxService):
@@ -55,7 +67,7 @@ class PartnersService(OutboxService):
     def create_alliance(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Create an alliance with its territory and its capofila."""
         result = usecases.create_alliance(self.store, parse(AllianceCreate, payload), utc_now())
-        self._publish()
+        self.store.publish_alliance_events(self.dispatch, result.id)
         return dump(result)
 
     @domain_rpc
@@ -88,21 +100,21 @@ class PartnersService(OutboxService):
     def add_member(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Add a partner to an alliance (pending until formalized)."""
         result = usecases.add_member(self.store, alliance_id, parse(MemberAdd, payload), utc_now())
-        self._publish()
+        self.store.publish_alliance_events(self.dispatch, alliance_id)
         return dump(result)
 
     @domain_rpc
     def formalize_member(self, alliance_id: str, partner_id: str) -> dict[str, Any]:
         """Formalize a pending adhesion."""
         result = usecases.formalize_member(self.store, alliance_id, partner_id, utc_now())
-        self._publish()
+        self.store.publish_alliance_events(self.dispatch, alliance_id)
         return dump(result)
 
     @domain_rpc
     def withdraw_member(self, alliance_id: str, partner_id: str) -> dict[str, Any]:
         """Record that a partner left the alliance."""
         result = usecases.withdraw_member(self.store, alliance_id, partner_id, utc_now())
-        self._publish()
+        self.store.publish_alliance_events(self.dispatch, alliance_id)
         return dump(result)
 
     @domain_rpc
@@ -121,15 +133,22 @@ class PartnersService(OutboxService):
     def create_project(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Create a project whose budget adds up."""
         result = usecases.create_project(self.store, alliance_id, parse(ProjectSpec, payload), utc_now())
-        self._publish()
+        self.store.publish_project_events(self.dispatch, result.id)
         return dump(result)
 
     @domain_rpc
-    def update_project(self, alliance_id: str, project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Replace a project's data; the budget must still add up."""
+    def update_project(
+        self, alliance_id: str, project_id: str, payload: dict[str, Any], version: int | None = None
+    ) -> dict[str, Any]:
+        """Replace a project's data; the budget must still add up.
+
+        With ``version`` (the one the caller read) a project changed meanwhile is a
+        Conflict instead of being overwritten.
+        """
         spec = parse(ProjectSpec, payload)
-        result = usecases.update_project(self.store, alliance_id, project_id, spec, utc_now())
-        self._publish()
+        expected = _version(version)
+        result = usecases.update_project(self.store, alliance_id, project_id, spec, utc_now(), expected)
+        self.store.publish_project_events(self.dispatch, project_id)
         return dump(result)
 
     @domain_rpc

@@ -4,11 +4,12 @@ Each function takes the repository and validated contract models; ``service.py``
 only parses payloads, calls one of these and publishes the outbox.
 """
 
+import random
+import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
-from conciliare.chassis.locks import BUSY, document_key, held
 from conciliare.contracts.common import Page, new_id
 from conciliare.contracts.partners import (
     AllianceCreate,
@@ -34,64 +35,108 @@ from conciliare.contracts.partners import (
     ProjectSpec,
     ProjectUpdated,
 )
-from conciliare.errors import NotFound, ValidationFailed
+from conciliare.errors import Conflict, NotFound, ValidationFailed
 from conciliare.geo import comune_by_istat
 from services.partners import domain
-from services.partners.repository import PartnersRepository
+from services.partners.repository import Alliance, Partner, PartnersRepository, Project, stored_time
 
-Document = dict[str, Any]
+T = TypeVar("T")
+
 ALLIANCE_NOT_FOUND = "Alleanza non trovata."
 PARTNER_NOT_FOUND = "Partner non trovato."
+PROJECT_NOT_FOUND = "Progetto non trovato."
+NOT_A_MEMBER = "Il partner non è membro di questa alleanza."
+STALE_PROJECT = "Il progetto è stato modificato da qualcun altro nel frattempo: ricaricalo e riprova."
+BUSY = "Troppe modifiche contemporanee a questo elemento: riprova tra qualche istante."
+
+# Optimistic concurrency: a write that lost the race to another one re-reads and
+# re-applies the rule. Each lost attempt means another writer succeeded, so a
+# handful of concurrent staff members settle within a few rounds; the jittered,
+# growing pause spreads them out so they stop colliding.
+WRITE_ATTEMPTS = 20
+RETRY_BASE_SECONDS = 0.005
+RETRY_CAP_SECONDS = 0.1
 
 
-def _partner_out(doc: Document) -> PartnerOut:
-    comune = comune_by_istat(doc["comune_istat"])
+def _pause(attempt: int) -> None:
+    """Full jitter: a random pause up to an exponentially growing, capped bound."""
+    time.sleep(random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)))  # noqa: S311
+
+
+def _until_written(attempt: Callable[[], T | None]) -> T:
+    """Run ``attempt`` (read, decide, guarded write) until its write wins.
+
+    ``attempt`` returns None when its guarded write lost to a concurrent one, and
+    raises when the rule refuses; after ``WRITE_ATTEMPTS`` lost races the caller
+    gets a ``Conflict`` to retry later.
+    """
+    for number in range(WRITE_ATTEMPTS):
+        if number:
+            _pause(number)
+        result = attempt()
+        if result is not None:
+            return result
+    raise Conflict(BUSY)
+
+
+def _partner_out(partner: Partner) -> PartnerOut:
+    comune = comune_by_istat(partner.comune_istat)
     return PartnerOut(
-        id=doc["_id"],
-        kind=doc["kind"],
-        name=doc["name"],
-        tax_code=doc["tax_code"],
-        comune_istat=doc["comune_istat"],
-        comune_name=comune.name if comune else doc["comune_istat"],
-        email=doc.get("email"),
-        family_friendly=doc.get("family_friendly", False),
-        created_at=doc["created_at"],
+        id=partner.id,
+        kind=partner.kind,
+        name=partner.name,
+        tax_code=partner.tax_code,
+        comune_istat=partner.comune_istat,
+        comune_name=comune.name if comune else partner.comune_istat,
+        email=partner.email,
+        family_friendly=partner.family_friendly,
+        created_at=partner.created_at,
     )
 
 
-def _alliance_out(doc: Document) -> AllianceOut:
+def _alliance_out(alliance: Alliance) -> AllianceOut:
     ambiti = []
-    for ambito in doc["ambiti"]:
+    for ambito in alliance.ambiti:
         comuni = []
-        for code in ambito["comuni_istat"]:
+        for code in ambito.comuni_istat:
             comune = comune_by_istat(code)
             comuni.append(
                 ComuneOut(istat=code, name=comune.name if comune else code, province=comune.province if comune else "")
             )
-        ambiti.append(AmbitoOut(name=ambito["name"], comuni=comuni))
-    active = [m for m in doc["members"] if m["status"] != MembershipStatus.WITHDRAWN.value]
+        ambiti.append(AmbitoOut(name=ambito.name, comuni=comuni))
+    active = [m for m in alliance.members if m.status is not MembershipStatus.WITHDRAWN]
     return AllianceOut(
-        id=doc["_id"],
-        code=doc["code"],
-        name=doc["name"],
-        status=doc["status"],
+        id=alliance.id,
+        code=alliance.code,
+        name=alliance.name,
+        status=alliance.status,
         ambiti=ambiti,
-        capofila_partner_id=doc["capofila_partner_id"],
+        capofila_partner_id=alliance.capofila_partner_id,
         member_count=len(active),
-        created_at=doc["created_at"],
+        created_at=alliance.created_at,
     )
 
 
-def _project_out(doc: Document) -> ProjectOut:
-    fields = {k: v for k, v in doc.items() if not k.startswith("_")}
-    return ProjectOut.model_validate({**fields, "id": doc["_id"]})
+def _project_out(project: Project) -> ProjectOut:
+    return ProjectOut(
+        **project.spec.model_dump(),
+        id=project.id,
+        alliance_id=project.alliance_id,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+        version=project.version,
+    )
 
 
-def _require_alliance(repo: PartnersRepository, alliance_id: str) -> Document:
-    doc = repo.get_alliance(alliance_id)
-    if doc is None:
+def _require_alliance(repo: PartnersRepository, alliance_id: str) -> Alliance:
+    alliance = repo.get_alliance(alliance_id)
+    if alliance is None:
         raise NotFound(ALLIANCE_NOT_FOUND)
-    return doc
+    return alliance
+
+
+def _membership(alliance: Alliance, partner_id: str) -> Membership | None:
+    return next((m for m in alliance.members if m.partner_id == partner_id), None)
 
 
 # --- partners ---------------------------------------------------------------
@@ -99,30 +144,31 @@ def _require_alliance(repo: PartnersRepository, alliance_id: str) -> Document:
 
 def register_partner(repo: PartnersRepository, spec: PartnerCreate, now: datetime) -> PartnerOut:
     domain.ensure_valid_partner(spec.tax_code, spec.comune_istat)
-    doc = {"_id": new_id(), **spec.model_dump(mode="json"), "created_at": now}
-    repo.insert_partner(doc)
-    return _partner_out(doc)
+    partner = Partner(id=new_id(), **spec.model_dump(), created_at=stored_time(now))
+    repo.insert_partner(partner)
+    return _partner_out(partner)
 
 
 def get_partner(repo: PartnersRepository, partner_id: str) -> PartnerOut:
-    doc = repo.get_partner(partner_id)
-    if doc is None:
+    partner = repo.get_partner(partner_id)
+    if partner is None:
         raise NotFound(PARTNER_NOT_FOUND)
-    return _partner_out(doc)
+    return _partner_out(partner)
 
 
 def list_partners(repo: PartnersRepository, query: PartnerQuery) -> Page[PartnerOut]:
     ids = query.partner_ids
     if query.alliance_ids is not None:
         member_ids = {
-            m["partner_id"]
+            m.partner_id
             for alliance_id in query.alliance_ids
-            for m in _require_alliance(repo, alliance_id)["members"]
-            if m["status"] != MembershipStatus.WITHDRAWN.value
+            for m in _require_alliance(repo, alliance_id).members
+            if m.status is not MembershipStatus.WITHDRAWN
         }
         ids = sorted(member_ids) if ids is None else [i for i in ids if i in member_ids]
-    docs, total = repo.find_partners(ids, query.kind, query.tax_code, query.text, query.limit, query.offset)
-    return Page(items=[_partner_out(d) for d in docs], total=total, limit=query.limit, offset=query.offset)
+    kind = query.kind.value if query.kind else None
+    found, total = repo.find_partners(ids, kind, query.tax_code, query.text, query.limit, query.offset)
+    return Page(items=[_partner_out(p) for p in found], total=total, limit=query.limit, offset=query.offset)
 
 
 # --- alliances ----------------------------------------------------------------
@@ -135,7 +181,7 @@ def create_alliance(repo: PartnersRepository, spec: AllianceCreate, now: datetim
             "Il capofila indicato non esiste.",
             [{"field": "capofila_partner_id", "message": "nessun partner con questo id"}],
         )
-    alliance_id = new_id()
+    now = stored_time(now)
     capofila = Membership(
         partner_id=spec.capofila_partner_id,
         role=MembershipRole.CAPOFILA,
@@ -143,36 +189,35 @@ def create_alliance(repo: PartnersRepository, spec: AllianceCreate, now: datetim
         joined_at=now,
         formalized_at=now,
     )
-    doc = {
-        "_id": alliance_id,
-        "code": spec.code,
-        "name": spec.name,
-        "status": AllianceStatus.ACTIVE.value,
-        "ambiti": [a.model_dump() for a in spec.ambiti],
-        "capofila_partner_id": spec.capofila_partner_id,
-        "members": [capofila.model_dump()],
-        "version": 1,
-        "created_at": now,
-    }
-    comuni = [code for a in spec.ambiti for code in a.comuni_istat]
+    alliance = Alliance(
+        id=new_id(),
+        code=spec.code,
+        name=spec.name,
+        status=AllianceStatus.ACTIVE,
+        ambiti=list(spec.ambiti),
+        capofila_partner_id=spec.capofila_partner_id,
+        members=[capofila],
+        version=1,
+        created_at=now,
+    )
     events = [
         AllianceCreated(
-            alliance_id=alliance_id,
+            alliance_id=alliance.id,
             code=spec.code,
             name=spec.name,
-            comuni_istat=comuni,
+            comuni_istat=alliance.comuni_istat(),
             capofila_partner_id=spec.capofila_partner_id,
         ),
         MembershipChanged(
-            alliance_id=alliance_id,
+            alliance_id=alliance.id,
             partner_id=spec.capofila_partner_id,
             role=MembershipRole.CAPOFILA,
             status=MembershipStatus.FORMALIZED,
             previous_status=None,
         ),
     ]
-    repo.insert_alliance(doc, list(events))
-    return _alliance_out(doc)
+    repo.insert_alliance(alliance, list(events))
+    return _alliance_out(alliance)
 
 
 def get_alliance(repo: PartnersRepository, alliance_id: str) -> AllianceOut:
@@ -182,8 +227,8 @@ def get_alliance(repo: PartnersRepository, alliance_id: str) -> AllianceOut:
 def list_alliances(
     repo: PartnersRepository, alliance_ids: list[str] | None, limit: int, offset: int
 ) -> Page[AllianceOut]:
-    docs, total = repo.find_alliances(alliance_ids, limit, offset)
-    return Page(items=[_alliance_out(d) for d in docs], total=total, limit=limit, offset=offset)
+    found, total = repo.find_alliances(alliance_ids, limit, offset)
+    return Page(items=[_alliance_out(a) for a in found], total=total, limit=limit, offset=offset)
 
 
 def alliances_of_partner(repo: PartnersRepository, partner_id: str) -> list[str]:
@@ -193,14 +238,13 @@ def alliances_of_partner(repo: PartnersRepository, partner_id: str) -> list[str]
 def list_members(repo: PartnersRepository, alliance_id: str, query: MemberQuery) -> Page[MemberOut]:
     alliance = _require_alliance(repo, alliance_id)
     memberships = [
-        Membership.model_validate(m)
-        for m in alliance["members"]
-        if (query.status is None or m["status"] == query.status.value)
-        and (query.role is None or m["role"] == query.role.value)
+        m
+        for m in alliance.members
+        if (query.status is None or m.status is query.status) and (query.role is None or m.role is query.role)
     ]
     partners = repo.partners_by_ids([m.partner_id for m in memberships])
     # Capofila first, then by name: the order of the seed documents' lists.
-    memberships.sort(key=lambda m: (m.role is not MembershipRole.CAPOFILA, partners[m.partner_id]["name_key"]))
+    memberships.sort(key=lambda m: (m.role is not MembershipRole.CAPOFILA, partners[m.partner_id].name.casefold()))
     page = memberships[query.offset : query.offset + query.limit]
     items = [
         MemberOut(
@@ -223,24 +267,22 @@ def _member_out(repo: PartnersRepository, membership: Membership) -> MemberOut:
 
 
 def get_member(repo: PartnersRepository, alliance_id: str, partner_id: str) -> MemberOut:
-    alliance = _require_alliance(repo, alliance_id)
-    found = next((m for m in alliance["members"] if m["partner_id"] == partner_id), None)
+    found = _membership(_require_alliance(repo, alliance_id), partner_id)
     if found is None:
-        raise NotFound("Il partner non è membro di questa alleanza.")
-    return _member_out(repo, Membership.model_validate(found))
+        raise NotFound(NOT_A_MEMBER)
+    return _member_out(repo, found)
 
 
-def _change_members(
-    repo: PartnersRepository,
-    alliance_id: str,
-    change: Callable[[list[Membership]], tuple[list[Membership], Membership, MembershipStatus | None]],
-) -> MemberOut:
-    # Read, decide and write under the alliance's lock: a conditional update is
-    # not atomic on FerretDB 1.x, and two staff members may act at once.
-    with held(repo.outbox.locks, document_key("alliances", alliance_id), busy_message=BUSY):
+MemberChange = Callable[[list[Membership]], tuple[list[Membership], Membership, MembershipStatus | None]]
+
+
+def _change_members(repo: PartnersRepository, alliance_id: str, change: MemberChange) -> MemberOut:
+    """Read the alliance, apply ``change`` (a domain rule over all members), write it
+    back guarded by the version read; on a lost race, read and decide again."""
+
+    def attempt() -> Membership | None:
         alliance = _require_alliance(repo, alliance_id)
-        members = [Membership.model_validate(m) for m in alliance["members"]]
-        new_members, membership, previous = change(members)
+        new_members, membership, previous = change(list(alliance.members))
         event = MembershipChanged(
             alliance_id=alliance_id,
             partner_id=membership.partner_id,
@@ -248,8 +290,10 @@ def _change_members(
             status=membership.status,
             previous_status=previous,
         )
-        repo.save_members(alliance_id, alliance["version"], new_members, [event])
-    return _member_out(repo, membership)
+        written = repo.save_members(alliance_id, alliance.version, new_members, [event])
+        return membership if written else None
+
+    return _member_out(repo, _until_written(attempt))
 
 
 def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now: datetime) -> MemberOut:
@@ -257,6 +301,7 @@ def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now:
         raise ValidationFailed(
             "Il partner indicato non esiste.", [{"field": "partner_id", "message": "nessun partner con questo id"}]
         )
+    now = stored_time(now)
     return _change_members(
         repo,
         alliance_id,
@@ -265,21 +310,22 @@ def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now:
 
 
 def formalize_member(repo: PartnersRepository, alliance_id: str, partner_id: str, now: datetime) -> MemberOut:
+    now = stored_time(now)
     return _change_members(repo, alliance_id, lambda members: domain.formalize_member(members, partner_id, now))
 
 
 def withdraw_member(repo: PartnersRepository, alliance_id: str, partner_id: str, now: datetime) -> MemberOut:
+    now = stored_time(now)
     return _change_members(repo, alliance_id, lambda members: domain.withdraw_member(members, partner_id, now))
 
 
 def membership_of(repo: PartnersRepository, alliance_id: str, partner_id: str) -> AllianceMembershipCheck:
-    alliance = _require_alliance(repo, alliance_id)
-    found = next((m for m in alliance["members"] if m["partner_id"] == partner_id), None)
+    found = _membership(_require_alliance(repo, alliance_id), partner_id)
     return AllianceMembershipCheck(
         alliance_id=alliance_id,
         partner_id=partner_id,
-        role=found["role"] if found else None,
-        status=found["status"] if found else None,
+        role=found.role if found else None,
+        status=found.status if found else None,
     )
 
 
@@ -287,10 +333,8 @@ def alliance_territory(repo: PartnersRepository, alliance_id: str) -> AllianceTe
     alliance = _require_alliance(repo, alliance_id)
     return AllianceTerritory(
         alliance_id=alliance_id,
-        comuni_istat=[code for a in alliance["ambiti"] for code in a["comuni_istat"]],
-        formalized_partner_ids=[
-            m["partner_id"] for m in alliance["members"] if m["status"] == MembershipStatus.FORMALIZED.value
-        ],
+        comuni_istat=alliance.comuni_istat(),
+        formalized_partner_ids=[m.partner_id for m in alliance.members if m.status is MembershipStatus.FORMALIZED],
     )
 
 
@@ -300,58 +344,74 @@ def alliance_territory(repo: PartnersRepository, alliance_id: str) -> AllianceTe
 def create_project(repo: PartnersRepository, alliance_id: str, spec: ProjectSpec, now: datetime) -> ProjectOut:
     _require_alliance(repo, alliance_id)
     domain.ensure_valid_project(spec)
-    project_id = new_id()
-    doc = {
-        "_id": project_id,
-        "alliance_id": alliance_id,
-        **spec.model_dump(mode="json"),
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
-    }
+    now = stored_time(now)
+    project = Project(id=new_id(), alliance_id=alliance_id, spec=spec, created_at=now, updated_at=now, version=1)
     event = ProjectCreated(
         alliance_id=alliance_id,
-        project_id=project_id,
+        project_id=project.id,
         title=spec.title,
         total_cost_cents=spec.total_cost_cents,
         requested_contribution_cents=spec.requested_contribution_cents,
-        version=1,
+        version=project.version,
     )
-    repo.insert_project(doc, [event])
-    return _project_out(doc)
+    repo.insert_project(project, [event])
+    return _project_out(project)
+
+
+def _stale_project(current_version: int) -> Conflict:
+    return Conflict(STALE_PROJECT, [{"field": "version", "message": f"versione attuale: {current_version}"}])
 
 
 def update_project(
-    repo: PartnersRepository, alliance_id: str, project_id: str, spec: ProjectSpec, now: datetime
+    repo: PartnersRepository,
+    alliance_id: str,
+    project_id: str,
+    spec: ProjectSpec,
+    now: datetime,
+    expected_version: int | None = None,
 ) -> ProjectOut:
+    """Replace a project's data; the budget must still add up.
+
+    With ``expected_version`` (the version the caller read) the write succeeds only
+    if nobody changed the project since: of concurrent editors of one version
+    exactly one wins and the others get a ``Conflict``. Without it the last
+    writer wins, still one whole write at a time (each bumps the version).
+    """
     domain.ensure_valid_project(spec)
-    with held(repo.outbox.locks, document_key("projects", project_id), busy_message=BUSY):
+    now = stored_time(now)
+
+    def attempt() -> Project | None:
         current = repo.get_project(alliance_id, project_id)
         if current is None:
-            raise NotFound("Progetto non trovato.")
-        version = current["version"]
+            raise NotFound(PROJECT_NOT_FOUND)
+        if expected_version is not None and current.version != expected_version:
+            raise _stale_project(current.version)
         event = ProjectUpdated(
             alliance_id=alliance_id,
             project_id=project_id,
             title=spec.title,
             total_cost_cents=spec.total_cost_cents,
             requested_contribution_cents=spec.requested_contribution_cents,
-            version=version + 1,
+            version=current.version + 1,
         )
-        repo.replace_project(project_id, version, {**spec.model_dump(mode="json"), "updated_at": now}, [event])
-    updated = repo.get_project(alliance_id, project_id)
-    assert updated is not None
-    return _project_out(updated)
+        written = repo.replace_project(project_id, current.version, spec, now, [event])
+        if written is None and expected_version is not None:
+            # Someone else wrote the version this caller read: theirs stands.
+            latest = repo.get_project(alliance_id, project_id)
+            raise _stale_project(latest.version if latest else expected_version + 1)
+        return written
+
+    return _project_out(_until_written(attempt))
 
 
 def get_project(repo: PartnersRepository, alliance_id: str, project_id: str) -> ProjectOut:
-    doc = repo.get_project(alliance_id, project_id)
-    if doc is None:
-        raise NotFound("Progetto non trovato.")
-    return _project_out(doc)
+    project = repo.get_project(alliance_id, project_id)
+    if project is None:
+        raise NotFound(PROJECT_NOT_FOUND)
+    return _project_out(project)
 
 
 def list_projects(repo: PartnersRepository, alliance_id: str, limit: int, offset: int) -> Page[ProjectOut]:
     _require_alliance(repo, alliance_id)
-    docs, total = repo.find_projects(alliance_id, limit, offset)
-    return Page(items=[_project_out(d) for d in docs], total=total, limit=limit, offset=offset)
+    found, total = repo.find_projects(alliance_id, limit, offset)
+    return Page(items=[_project_out(p) for p in found], total=total, limit=limit, offset=offset)

@@ -1,4 +1,4 @@
-"""Interface tests of the catalog service: real containers on RabbitMQ and FerretDB.
+"""Interface tests of the catalog service: real containers on RabbitMQ and a MongoDB-wire server.
 
 A real partners service runs beside the catalog (each with its own database), and
 the alliance and its members are created through its RPC, so the catalog's
@@ -105,14 +105,19 @@ def partners_database(mongo_client: MongoClient[dict[str, object]], fresh_databa
 
 
 @pytest.fixture
-def services(container_factory: Any, rabbit_uri: str, fresh_database: str, partners_database: str) -> None:
+def services(container_factory: Any, rabbit_uri: str, fresh_database: str, partners_database: str) -> dict[str, Any]:
     # Each container reads its database name when it starts: start one at a time.
-    container_factory(PartnersService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": partners_database}).start()
-    container_factory(CatalogService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}).start()
+    containers = {
+        "partners": container_factory(PartnersService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": partners_database}),
+        "catalog": container_factory(CatalogService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}),
+    }
+    for container in containers.values():
+        container.start()
+    return containers
 
 
 @pytest.fixture
-def recorder(container_factory: Any, rabbit_uri: str, services: None) -> Any:
+def recorder(container_factory: Any, rabbit_uri: str, services: dict[str, Any]) -> Any:
     CatalogEventRecorder.received = []
     container = container_factory(CatalogEventRecorder, {"AMQP_URI": rabbit_uri})
     container.start()
@@ -120,13 +125,13 @@ def recorder(container_factory: Any, rabbit_uri: str, services: None) -> Any:
 
 
 @pytest.fixture
-def partners(services: None) -> Iterator[Any]:
+def partners(services: dict[str, Any]) -> Iterator[Any]:
     with ServiceRpcClient("partners") as client:
         yield client
 
 
 @pytest.fixture
-def catalog(services: None) -> Iterator[Any]:
+def catalog(services: dict[str, Any]) -> Iterator[Any]:
     with ServiceRpcClient("catalog") as client:
         yield client
 
@@ -307,7 +312,7 @@ def test_lifecycle_emits_snapshots(
         "offering.archived",
     ]
     assert [p["offering"]["version"] for _, p in events_of(offering_id)] == [2, 3, 4, 5, 6]
-    # Published events leave the outbox (FerretDB ignores a conditional $pull).
+    # Published events leave the outbox.
     stored = mongo_client[fresh_database]["offerings"].find_one({"_id": offering_id})
     assert stored is not None and stored["_outbox"] == [] and stored["_outbox_pending"] is False
 
@@ -371,9 +376,10 @@ def test_lowering_capacity_needs_the_enrolment_service(catalog: Any, alliance: d
     assert shrunk["spec"]["capacity"] == 15
     catalog.change_status(offering_id=draft["id"], target="publish")
 
-    # Published: confirmed seats must be counted, and no enrolment service runs here.
+    # Published: confirmed seats must be counted, and no enrolment service runs here:
+    # a dependency away is "try again later" (503), not a conflict with what is stored.
     error = refused(catalog.update_offering, offering_id=draft["id"], version=3, payload=spec(capacity=10))
-    assert error.exc_type == "Conflict" and "servizio iscrizioni" in error.value
+    assert error.exc_type == "Unavailable" and "servizio iscrizioni" in error.value
     assert catalog.get_offering(offering_id=draft["id"])["spec"]["capacity"] == 15
 
     grown = catalog.update_offering(offering_id=draft["id"], version=3, payload=spec(capacity=30))
@@ -409,12 +415,53 @@ def test_capacity_never_below_confirmed_seats(
     assert exact["spec"]["capacity"] == 12
 
 
-def test_partners_unavailable_refuses_clearly(container_factory: Any, rabbit_uri: str, fresh_database: str) -> None:
+def test_partners_unavailable_is_unavailable(container_factory: Any, rabbit_uri: str, fresh_database: str) -> None:
+    """No partners service at all (nameko's UnknownService): 'try again later', nothing stored."""
     container_factory(CatalogService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}).start()
     with ServiceRpcClient("catalog") as catalog:
         error = refused(catalog.create_offering, alliance_id="a", provider_partner_id="p", payload=spec())
-        assert error.exc_type == "Conflict" and "servizio partner non risponde" in error.value
+        assert error.exc_type == "Unavailable" and "servizio partner non risponde" in error.value
         assert catalog.search_offerings(criteria={"alliance_id": "a", "statuses": ["draft"]})["total"] == 0
+
+
+def test_partners_gone_after_drafting_blocks_publishing_only(
+    catalog: Any, alliance: dict[str, str], services: dict[str, Any]
+) -> None:
+    """Partners stops after the draft was written (its queue stays, nobody answers: the
+    catalog's deadline expires): publishing, which asks it, is Unavailable; reading and
+    editing the draft, which do not, still work."""
+    draft = catalog.create_offering(
+        alliance_id=alliance["id"], provider_partner_id=alliance["coop_totem"], payload=spec()
+    )
+    services["partners"].stop()
+    error = refused(catalog.change_status, offering_id=draft["id"], target="publish")
+    assert error.exc_type == "Unavailable" and "servizio partner non risponde" in error.value
+    current = catalog.get_offering(offering_id=draft["id"])
+    assert current["status"] == "draft" and current["version"] == 1
+    edited = catalog.update_offering(offering_id=draft["id"], version=1, payload=spec(title="Post scuola Manzoni"))
+    assert edited["version"] == 2
+
+
+def test_concurrent_edits_of_one_version_have_one_winner(catalog: Any, alliance: dict[str, str]) -> None:
+    """Eight editors who all read version 1 send their change at once: exactly one is stored."""
+    import eventlet
+
+    draft = catalog.create_offering(
+        alliance_id=alliance["id"], provider_partner_id=alliance["coop_totem"], payload=spec()
+    )
+
+    def edit(n: int) -> str:
+        with ServiceRpcClient("catalog") as own_client:
+            try:
+                own_client.update_offering(offering_id=draft["id"], version=1, payload=spec(title=f"Titolo {n}"))
+            except RemoteError as exc:
+                return str(exc.exc_type)
+            return "ok"
+
+    outcomes = list(eventlet.GreenPool(8).imap(edit, range(8)))
+    assert sorted(outcomes) == ["Conflict"] * 7 + ["ok"]
+    current = catalog.get_offering(offering_id=draft["id"])
+    assert current["version"] == 2 and current["spec"]["title"] == f"Titolo {outcomes.index('ok')}"
 
 
 def test_published_offering_must_stay_publishable_and_in_territory(catalog: Any, alliance: dict[str, str]) -> None:

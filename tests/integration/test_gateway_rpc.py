@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from nameko.rpc import rpc
 
+from conciliare.chassis.entrypoints import domain_rpc
+from conciliare.errors import Conflict
+
 pytestmark = pytest.mark.integration
+
+
+class SeatsTaken(Conflict):
+    """A service's own refinement, unknown to the gateway by name."""
 
 
 class Slowpoke:
@@ -35,6 +42,10 @@ class Slowpoke:
         from conciliare.errors import Conflict
 
         raise Conflict("Esiste già.", [{"field": "code", "message": "duplicato"}])
+
+    @domain_rpc
+    def refuse_subtly(self) -> None:
+        raise SeatsTaken("Posti esauriti.", [{"field": "offering_id", "message": "pieno"}])
 
     @rpc
     def crash(self) -> None:
@@ -83,6 +94,7 @@ def test_results_domain_errors_timeouts_and_missing_services(container_factory: 
         await attempt("echo", client.call("slowpoke", "echo", value={"a": [1, 2]}))
         await attempt("concurrent", asyncio.gather(*[client.call("slowpoke", "echo", value=i) for i in range(50)]))
         await attempt("refuse", client.call("slowpoke", "refuse"))
+        await attempt("refuse_subtly", client.call("slowpoke", "refuse_subtly"))
         await attempt("crash", client.call("slowpoke", "crash"))
         await attempt("timeout", client.call("slowpoke", "nap", seconds=3))
         await attempt("missing", client.call("vouchers", "ping"))
@@ -93,6 +105,8 @@ def test_results_domain_errors_timeouts_and_missing_services(container_factory: 
     assert out["refuse"]["error"] == "Conflict" and out["refuse"]["errors"] == [
         {"field": "code", "message": "duplicato"}
     ]
+    # A subclass a service invents reaches the client as its registered base, never a 500.
+    assert out["refuse_subtly"]["error"] == "Conflict" and out["refuse_subtly"]["detail"] == "Posti esauriti."
     assert out["crash"]["error"] == "RemoteFailure" and "secret internals" not in json.dumps(out["crash"])
     assert out["timeout"]["error"] == "RpcTimeout"
     assert out["missing"]["error"] == "ServiceUnavailable"

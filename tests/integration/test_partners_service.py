@@ -1,4 +1,4 @@
-"""Interface tests of the partners service: a real container on RabbitMQ and FerretDB."""
+"""Interface tests of the partners service: real containers on RabbitMQ and a MongoDB-wire server."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +9,7 @@ from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcClient
 from nameko.testing.services import entrypoint_waiter
 
-from conciliare.demo.data import CASTELLANZA, PARTNER_BY_KEY
+from conciliare.demo.data import CASTELLANZA, PARTNER_BY_KEY, demo_tax_code
 from services.partners.service import PartnersService
 
 pytestmark = pytest.mark.integration
@@ -228,3 +228,94 @@ def test_concurrent_member_changes_lose_nothing(container_factory: Any, config: 
         members = client.list_members(alliance_id=alliance["id"], query={"limit": 200})
     assert members["total"] == 9
     assert {m["partner"]["id"] for m in members["items"]} == {capofila["id"], *ids}
+
+
+def _alliance_with_partners(client: Any, code: str, count: int) -> tuple[dict[str, Any], list[str]]:
+    capofila = register(client, "asc_medio_olona")
+    ids = [
+        client.register_partner(
+            payload={
+                "kind": "cooperativa",
+                "name": f"Cooperativa di prova {n:02d}",
+                "tax_code": demo_tax_code(8_100_000 + n),
+                "comune_istat": "012042",
+            }
+        )["id"]
+        for n in range(count)
+    ]
+    alliance = client.create_alliance(
+        payload={
+            "code": code,
+            "name": "Alleanza concorrente",
+            "ambiti": [{"name": "Ambito", "comuni_istat": ["012042"]}],
+            "capofila_partner_id": capofila["id"],
+        }
+    )
+    return alliance, ids
+
+
+def test_twenty_concurrent_member_additions_on_two_instances_lose_none(
+    container_factory: Any, config: dict[str, Any], mongo_client: Any, fresh_database: str
+) -> None:
+    """As many concurrent additions as the two instances have workers (10 each): every
+    one is stored, each exactly once, and the alliance's version counts every write."""
+    import eventlet
+
+    for _ in range(2):
+        container_factory(PartnersService, config).start()
+    with ServiceRpcClient("partners") as client:
+        alliance, ids = _alliance_with_partners(client, "TEST-N", 20)
+
+    def add(partner_id: str) -> str:
+        with ServiceRpcClient("partners") as own_client:
+            member = own_client.add_member(alliance_id=alliance["id"], payload={"partner_id": partner_id})
+            return str(member["partner"]["id"])
+
+    added = list(eventlet.GreenPool(20).imap(add, ids))
+    assert sorted(added) == sorted(ids)
+    stored = mongo_client[fresh_database].alliances.find_one({"_id": alliance["id"]})
+    assert sorted(m["partner_id"] for m in stored["members"]) == sorted([alliance["capofila_partner_id"], *ids])
+    assert stored["version"] == 1 + len(ids)
+
+
+def test_concurrent_project_updates_of_one_version_have_one_winner(
+    container_factory: Any, config: dict[str, Any]
+) -> None:
+    """Eight staff members on two instances save the project they all read at version 1:
+    exactly one write is stored, the other seven are told it changed meanwhile."""
+    import eventlet
+
+    for _ in range(2):
+        container_factory(PartnersService, config).start()
+    with ServiceRpcClient("partners") as client:
+        alliance, _ = _alliance_with_partners(client, "TEST-V", 0)
+        project = client.create_project(alliance_id=alliance["id"], payload=CASTELLANZA.project)
+    assert project["version"] == 1
+
+    def save(n: int) -> str:
+        payload = {**CASTELLANZA.project, "title": f"Work Life Balance, revisione {n}"}
+        with ServiceRpcClient("partners") as own_client:
+            try:
+                own_client.update_project(
+                    alliance_id=alliance["id"], project_id=project["id"], payload=payload, version=1
+                )
+            except RemoteError as exc:
+                return error_type(exc)
+            return "ok"
+
+    outcomes = list(eventlet.GreenPool(8).imap(save, range(8)))
+    assert sorted(outcomes) == ["Conflict"] * 7 + ["ok"]
+    with ServiceRpcClient("partners") as client:
+        stored = client.get_project(alliance_id=alliance["id"], project_id=project["id"])
+        assert stored["version"] == 2
+        assert stored["title"] == f"Work Life Balance, revisione {outcomes.index('ok')}"
+        # A stale version stays refused; without one the last writer wins, whole.
+        with pytest.raises(RemoteError) as raised:
+            client.update_project(
+                alliance_id=alliance["id"], project_id=project["id"], payload=CASTELLANZA.project, version=1
+            )
+        assert error_type(raised.value) == "Conflict"
+        latest = client.update_project(
+            alliance_id=alliance["id"], project_id=project["id"], payload=CASTELLANZA.project
+        )
+        assert latest["version"] == 3 and latest["title"] == CASTELLANZA.project["title"]

@@ -10,32 +10,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.catalog.domain import (
-    ALLOWED_TRANSITIONS,
+from conciliare.contracts.offerings import (
     MAX_AGE_MONTHS,
     AgeRange,
     Calendar,
     CalendarPeriod,
-    CapacityBelowConfirmed,
-    CatalogError,
-    InvalidTransition,
-    NotEditable,
-    NotPublishable,
     OfferingSpec,
     Price,
     WeeklySlot,
-    accepts_age,
-    age_in_months,
-    change_status,
-    check_update,
-    ensure_publishable,
     format_cents,
-    is_open_between,
-    is_open_on,
-    periods_overlapping,
-    transition,
-    upcoming_start,
-    validate_capacity_change,
 )
 from conciliare.contracts.taxonomy import (
     AttendanceMode,
@@ -45,6 +28,25 @@ from conciliare.contracts.taxonomy import (
     SchoolLevel,
     ServiceType,
     SpecialNeed,
+)
+from services.catalog.domain import (
+    ALLOWED_TRANSITIONS,
+    CapacityBelowConfirmed,
+    CatalogError,
+    InvalidTransition,
+    NotEditable,
+    NotPublishable,
+    accepts_age,
+    age_in_months,
+    change_status,
+    check_update,
+    ensure_publishable,
+    is_open_between,
+    is_open_on,
+    periods_overlapping,
+    transition,
+    upcoming_start,
+    validate_capacity_change,
 )
 
 MARNATE = "012098"

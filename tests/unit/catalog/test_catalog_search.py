@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from conciliare.contracts.offerings import OfferingSpec
+from conciliare.contracts.taxonomy import OfferingStatus, ServiceType, SpecialNeed
 from services.catalog.domain import (
-    OfferingSpec,
     OfferingView,
     SearchCriteria,
     matches,
@@ -21,7 +22,6 @@ from services.catalog.domain import (
     sort_results,
     tokenize,
 )
-from conciliare.contracts.taxonomy import OfferingStatus, ServiceType, SpecialNeed
 
 ALLIANCE = "alleanza-castellanza"
 OTHER_ALLIANCE = "alleanza-mum-attack"
