@@ -4,12 +4,11 @@ Each function takes the repository and validated contract models; ``service.py``
 only parses payloads, calls one of these and publishes the outbox.
 """
 
-import random
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from conciliare.chassis.concurrency import until_written
 from conciliare.contracts.common import Page, new_id
 from conciliare.contracts.partners import (
     AllianceCreate,
@@ -47,36 +46,6 @@ PARTNER_NOT_FOUND = "Partner non trovato."
 PROJECT_NOT_FOUND = "Progetto non trovato."
 NOT_A_MEMBER = "Il partner non è membro di questa alleanza."
 STALE_PROJECT = "Il progetto è stato modificato da qualcun altro nel frattempo: ricaricalo e riprova."
-BUSY = "Troppe modifiche contemporanee a questo elemento: riprova tra qualche istante."
-
-# Optimistic concurrency: a write that lost the race to another one re-reads and
-# re-applies the rule. Each lost attempt means another writer succeeded, so a
-# handful of concurrent staff members settle within a few rounds; the jittered,
-# growing pause spreads them out so they stop colliding.
-WRITE_ATTEMPTS = 20
-RETRY_BASE_SECONDS = 0.005
-RETRY_CAP_SECONDS = 0.1
-
-
-def _pause(attempt: int) -> None:
-    """Full jitter: a random pause up to an exponentially growing, capped bound."""
-    time.sleep(random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)))  # noqa: S311
-
-
-def _until_written(attempt: Callable[[], T | None]) -> T:
-    """Run ``attempt`` (read, decide, guarded write) until its write wins.
-
-    ``attempt`` returns None when its guarded write lost to a concurrent one, and
-    raises when the rule refuses; after ``WRITE_ATTEMPTS`` lost races the caller
-    gets a ``Conflict`` to retry later.
-    """
-    for number in range(WRITE_ATTEMPTS):
-        if number:
-            _pause(number)
-        result = attempt()
-        if result is not None:
-            return result
-    raise Conflict(BUSY)
 
 
 def _partner_out(partner: Partner) -> PartnerOut:
@@ -293,7 +262,7 @@ def _change_members(repo: PartnersRepository, alliance_id: str, change: MemberCh
         written = repo.save_members(alliance_id, alliance.version, new_members, [event])
         return membership if written else None
 
-    return _member_out(repo, _until_written(attempt))
+    return _member_out(repo, until_written(attempt))
 
 
 def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now: datetime) -> MemberOut:
@@ -401,7 +370,7 @@ def update_project(
             raise _stale_project(latest.version if latest else expected_version + 1)
         return written
 
-    return _project_out(_until_written(attempt))
+    return _project_out(until_written(attempt))
 
 
 def get_project(repo: PartnersRepository, alliance_id: str, project_id: str) -> ProjectOut:

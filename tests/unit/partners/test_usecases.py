@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from conciliare.chassis import concurrency
 from conciliare.contracts.common import IntegrationEvent
 from conciliare.contracts.partners import (
     AllianceStatus,
@@ -151,7 +152,7 @@ def repo(fake: FakeRepository) -> PartnersRepository:
 @pytest.fixture(autouse=True)
 def no_pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     pauses: list[int] = []
-    monkeypatch.setattr(usecases, "_pause", pauses.append)
+    monkeypatch.setattr(concurrency, "pause_before", lambda attempt: pauses.append(attempt) or 0.0)
     return pauses
 
 
@@ -184,9 +185,9 @@ class TestMemberChanges:
         fake.interleave = [fake.someone_adds(f"p{n}") for n in range(100)]
         with pytest.raises(Conflict) as raised:
             add(repo, "marnate")
-        assert raised.value.detail == usecases.BUSY
-        assert fake.write_attempts == usecases.WRITE_ATTEMPTS
-        assert no_pauses == list(range(1, usecases.WRITE_ATTEMPTS))
+        assert raised.value.detail == concurrency.BUSY
+        assert fake.write_attempts == concurrency.WRITE_ATTEMPTS
+        assert no_pauses == list(range(1, concurrency.WRITE_ATTEMPTS))
         assert "marnate" not in {m.partner_id for m in fake.alliance.members}
 
     def test_unknown_alliance(self, repo: PartnersRepository) -> None:
@@ -230,14 +231,3 @@ class TestProjectUpdates:
     def test_another_alliance_does_not_see_it(self, repo: PartnersRepository) -> None:
         with pytest.raises(NotFound):
             usecases.update_project(repo, "altra-alleanza", PROJECT_ID, self.spec(), NOW, expected_version=1)
-
-
-def test_pauses_are_jittered_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.undo()  # the real _pause, with a recording sleep
-    slept: list[float] = []
-    monkeypatch.setattr(usecases.time, "sleep", slept.append)
-    for attempt in range(1, 30):
-        usecases._pause(attempt)
-    assert all(0 <= s <= usecases.RETRY_CAP_SECONDS for s in slept)
-    assert all(s <= usecases.RETRY_BASE_SECONDS * 2 for s in slept[:1])
-    assert len(set(slept)) > 1  # random, so concurrent losers do not collide again in step
