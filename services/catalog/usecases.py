@@ -12,6 +12,7 @@ and archiving. A draft archived without ever being published emits nothing.
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from conciliare.chassis.concurrency import until_written
 from conciliare.chassis.validation import parse
 from conciliare.contracts.catalog import (
     OfferingArchived,
@@ -335,7 +336,8 @@ def change_offering_status(
             [{"field": "target", "message": "valori ammessi: " + ", ".join(ACTIONS)}],
         )
     now = stored_time(now)
-    for _ in range(STATUS_CHANGE_ATTEMPTS):
+
+    def attempt() -> OfferingOut | None:
         offering = _require_offering(repo, offering_id)
         current = offering.status
         source = ACTION_SOURCE.get(action)
@@ -354,7 +356,9 @@ def change_offering_status(
         first_publication = new_status is OfferingStatus.PUBLISHED and offering.published_at is None
         if repo.save_status(offering_id, offering.version, new_status, now, first_publication, list(events)):
             return get_offering(repo, offering_id)
-    raise Conflict(STALE_OFFERING)
+        return None
+
+    return until_written(attempt, attempts=STATUS_CHANGE_ATTEMPTS, busy_message=STALE_OFFERING)
 
 
 def _statuses(values: list[str], field: str) -> list[OfferingStatus]:
