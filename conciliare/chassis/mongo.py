@@ -1,7 +1,10 @@
 """MongoDB access for nameko services: one client per container, a repository per worker.
 
-Only features that both MongoDB and FerretDB 1.x support are used: single-document
-atomic updates, no multi-document transactions, no ``$lookup``, no change streams.
+The code relies only on what MongoDB 7 (Docker mode) and mongo-java-server (native
+mode) both guarantee: atomic single-document writes (guarded ``$inc``, version-guarded
+updates, ``find_one_and_update``) and unique indexes. No multi-document transactions,
+no ``$lookup``, no change streams, no text indexes. mongo-java-server answers only
+``_id`` and unique-key look-ups from an index, so hot paths look documents up by key.
 """
 
 from collections.abc import Callable
