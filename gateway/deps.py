@@ -1,12 +1,14 @@
 """FastAPI dependencies: the RPC client, the identity store, the caller and its tenancy."""
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+import math
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any, Final
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from conciliare.errors import FieldError, ValidationFailed
 from gateway.errors import ProblemError
 from gateway.identity import IdentityStore
 from gateway.rpc import RpcClient
@@ -14,6 +16,11 @@ from gateway.security import Principal, Role, read_token
 from gateway.settings import GatewaySettings, get_gateway_settings
 
 NOT_FOUND = ProblemError(404, "Risorsa non trovata", "Alleanza non trovata.")
+
+# The largest integer MongoDB (BSON int64) stores: beyond it a service fails to store or
+# even query the value, which would be a 500.
+INT64_MAX: Final = 2**63 - 1
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
@@ -125,3 +132,41 @@ async def get_tenancy(principal: CurrentPrincipal, rpc: Rpc) -> Tenancy:
 
 
 TenancyDep = Annotated[Tenancy, Depends(get_tenancy)]
+
+
+async def json_numbers_fit(request: Request) -> None:
+    """Refuse (422) a JSON body with a number no store can hold, before anything uses it.
+
+    Every route depends on this (see ``gateway.main``). Bounds on each field belong to
+    the contracts; this is the net under them: an integer beyond 64 bits, or the
+    ``NaN``/``Infinity`` that Python's JSON parser accepts, never reaches a service.
+    FastAPI has already parsed the body, so this only walks it.
+    """
+    if request.method not in _BODY_METHODS or "json" not in request.headers.get("content-type", ""):
+        return
+    if not await request.body():
+        return
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON: FastAPI answers that itself
+        return
+    errors = list(unfit_numbers(body))
+    if errors:
+        raise ValidationFailed("La richiesta contiene numeri fuori dai limiti ammessi.", errors)
+
+
+def unfit_numbers(document: Any) -> Iterator[FieldError]:
+    """Field errors for every number in ``document`` outside 64-bit integers or not finite."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, str(key)), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, str(index)), item) for index, item in enumerate(value))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            yield {"field": ".".join(path) or "body", "message": "numero fuori dai limiti ammessi"}
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield {"field": ".".join(path) or "body", "message": "numero non valido"}

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conciliare.errors import (
@@ -29,6 +30,11 @@ from gateway.rpc import RemoteFailure, RpcTimeout, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client should wait before retrying when a dependency is away or slow.
+RETRY_AFTER_SECONDS = 5
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+# What FastAPI raises (as a 400) for a body it cannot decode at all.
+FASTAPI_BODY_NOT_PARSED = "There was an error parsing the body"
 
 STATUS_BY_ERROR: dict[type[Exception], tuple[int, str]] = {
     NotFound: (404, "Risorsa non trovata"),
@@ -88,19 +94,27 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status, title = STATUS_BY_ERROR.get(type(exc), (400, "Richiesta non valida"))
         # A service whose own dependency is away answers Unavailable: retrying is right.
-        headers = {"Retry-After": "5"} if status == 503 else None
+        headers = RETRY_AFTER if status == 503 else None
         return problem(status, title, exc.detail, request, exc.errors, headers=headers)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         status, title = STATUS_BY_ERROR[ServiceUnavailable]
-        detail = f"Il servizio '{exc.service}' non è raggiungibile. Riprova tra poco."
-        return problem(status, title, detail, request, headers={"Retry-After": "5"})
+        return problem(status, title, exc.detail, request, headers=RETRY_AFTER)
 
     @app.exception_handler(RpcTimeout)
     async def _timeout(request: Request, exc: RpcTimeout) -> JSONResponse:
         status, title = STATUS_BY_ERROR[RpcTimeout]
-        return problem(status, title, f"Il servizio '{exc.service}' non ha risposto in tempo.", request)
+        detail = f"Il servizio '{exc.service}' non ha risposto in tempo. Riprova tra poco."
+        return problem(status, title, detail, request, headers=RETRY_AFTER)
+
+    @app.exception_handler(ConnectionFailure)
+    async def _database_away(request: Request, exc: ConnectionFailure) -> JSONResponse:
+        # The gateway's own store (users, tokens' subjects, idempotency keys).
+        log.warning("gateway database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        status, title = STATUS_BY_ERROR[ServiceUnavailable]
+        detail = "Il database del gateway (MongoDB) non è raggiungibile. Riprova tra poco."
+        return problem(status, title, detail, request, headers=RETRY_AFTER)
 
     @app.exception_handler(RemoteFailure)
     async def _remote(request: Request, exc: RemoteFailure) -> JSONResponse:
@@ -124,6 +138,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_NOT_PARSED:
+            # A body that is not even text (FastAPI's 400) is invalid data like any other: 422.
+            errors: list[FieldError] = [{"field": "body", "message": "JSON non valido"}]
+            return problem(422, "Dati non validi", "Il corpo della richiesta non è JSON valido.", request, errors)
         titles = {404: "Risorsa non trovata", 405: "Metodo non consentito", 401: "Autenticazione richiesta"}
         return problem(
             exc.status_code,

@@ -11,14 +11,23 @@ answer with ``await idempotent(...)``. Per caller and key:
   ``Idempotent-Replayed: true`` (nothing runs again);
 - same key, same request, still running: 409 (retry shortly);
 - same key, different request: 422 (a key names one request only);
-- the operation fails without an answer (service unavailable, timeout, or a 409
-  "busy, retry" from the service): the reservation is released
+- the operation fails without an answer (service or broker unavailable, timeout, a
+  409 "busy, retry" or a 503 "a dependency is away" from the service): the reservation is released
   (``release_idempotency_key``), so the client may retry with the same key.
 
-The key is also handed to the operation, which passes it to the service: if the
-gateway times out or dies mid-request, the service recognises the retry by the key
-and answers with the enrolment it already made instead of making a second one.
-That is also why a reservation abandoned by a dead gateway may be run again.
+Every route that creates something takes the ``IdempotencyDep`` dependency: it
+reads and checks the header (documented once, as the OpenAPI component
+``IdempotencyKey``) and runs the route's operation through ``idempotent``::
+
+    async def register_partner(body: PartnerCreate, rpc: Rpc, once: IdempotencyDep) -> Response:
+        payload = body.model_dump(mode="json")
+        return await once.create(payload, lambda key: rpc.call("partners", "register_partner", payload=payload))
+
+The key is also handed to the operation, which passes it to a service that takes
+it (enrolments do): if the gateway times out or dies mid-request, the service
+recognises the retry by the key and answers with what it already made instead of
+making a second one. That is also why a reservation abandoned by a dead gateway
+may be run again.
 
 Answers are stored as their own documents (``idempotency_answers``, insert-only)
 rather than with ``complete_idempotency_key``: on FerretDB 1.x an update costs time
@@ -28,23 +37,37 @@ an insert and a read by ``_id`` cost the same at any size.
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import Request, Response
-from pymongo.errors import DuplicateKeyError
+from fastapi import Depends, Header, Request, Response
+from pymongo.errors import DuplicateKeyError, PyMongoError
+from starlette.status import HTTP_201_CREATED
 
-from conciliare.errors import Conflict, DomainError
+from conciliare.errors import Conflict, DomainError, Unavailable
+from gateway.deps import CurrentPrincipal, Identity, Settings
 from gateway.errors import STATUS_BY_ERROR, ProblemError, problem
 from gateway.identity import IdentityStore
 from gateway.responses import service_json
 
+log = logging.getLogger(__name__)
+
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 ANSWERS: Final = "idempotency_answers"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
+_KEY = re.compile(KEY_PATTERN)
+KEY_DESCRIPTION: Final = (
+    "Chiave scelta dal client (es. un UUID), da 1 a 255 caratteri stampabili senza spazi. "
+    "La stessa richiesta ripetuta con la stessa chiave restituisce la prima risposta "
+    "(stesso codice, stesso corpo, intestazione `Idempotent-Replayed: true`) senza rifare nulla; "
+    "la stessa chiave con una richiesta diversa risponde 422; mentre la prima è ancora in corso, 409. "
+    "Vale 24 ore, per utente."
+)
 # A reservation older than this without an answer was abandoned (its gateway
 # died): every RPC times out long before.
 ABANDONED_AFTER: Final = timedelta(seconds=60)
@@ -81,6 +104,17 @@ async def _store_answer(
         await identity.db[ANSWERS].insert_one(document)
     except DuplicateKeyError:  # an abandoned reservation run twice: the first answer stands
         pass
+    except PyMongoError as exc:
+        # The operation did happen: answer it rather than a 503 that would hide a
+        # write. Without the stored answer a retry waits out the reservation.
+        log.warning("idempotency answer %s not stored: %s", _answer_id(owner, key), exc)
+
+
+async def _release(identity: IdentityStore, owner: str, key: str) -> None:
+    try:
+        await identity.release_idempotency_key(key, owner)
+    except PyMongoError as exc:  # the reservation then counts as abandoned after ABANDONED_AFTER
+        log.warning("idempotency key %s not released: %s", _answer_id(owner, key), exc)
 
 
 def _replay(answer: dict[str, Any]) -> Response:
@@ -101,8 +135,8 @@ async def idempotent(
 ) -> Response:
     """Run ``operation`` at most once per ``(owner, key)`` and replay its answer."""
     if key is None:
-        status, content = await operation(None)
-        return service_json(content, status)
+        code, content = await operation(None)
+        return service_json(content, code)
     if not _KEY.match(key):
         raise ProblemError(
             422,
@@ -134,22 +168,72 @@ async def idempotent(
         # Abandoned by a gateway that died: the service recognises the key, so
         # running the operation again returns what it did the first time.
     try:
-        status, content = await operation(key)
-    except Conflict:
-        # 409 from the service means "not now" (busy, still processing): retryable.
-        await identity.release_idempotency_key(key, owner)
+        code, content = await operation(key)
+    except (Conflict, Unavailable):
+        # 409 from the service means "not now" (busy, still processing) and 503 "a
+        # dependency is away": both retryable, so neither is the answer to keep.
+        await _release(identity, owner, key)
         raise
     except DomainError as exc:
         # A refusal (404, 422, 403) is the answer to this request: replayed like a success.
-        status, title = STATUS_BY_ERROR.get(type(exc), (400, "Richiesta non valida"))
-        refusal = problem(status, title, exc.detail, request, exc.errors)
+        code, title = STATUS_BY_ERROR.get(type(exc), (400, "Richiesta non valida"))
+        refusal = problem(code, title, exc.detail, request, exc.errors)
         problem_body = json.loads(bytes(refusal.body))
-        await _store_answer(identity, owner, key, status, problem_body, now + ttl, refusal.media_type or "")
+        await _store_answer(identity, owner, key, code, problem_body, now + ttl, refusal.media_type or "")
         return refusal
     except BaseException:
         # No answer (service unavailable, timeout): the client may retry with this
         # key; after a timeout the service recognises it and returns what it made.
-        await identity.release_idempotency_key(key, owner)
+        await _release(identity, owner, key)
         raise
-    await _store_answer(identity, owner, key, status, content, now + ttl, "application/json")
-    return service_json(content, status)
+    await _store_answer(identity, owner, key, code, content, now + ttl, "application/json")
+    return service_json(content, code)
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=KEY_PATTERN,
+        description=KEY_DESCRIPTION,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A create route's idempotency: the caller, its ``Idempotency-Key`` (if any) and the store."""
+
+    request: Request
+    identity: IdentityStore
+    owner: str
+    key: str | None
+    ttl: timedelta
+
+    async def run(self, body: Any, operation: Operation) -> Response:
+        """Run ``operation`` (``key -> (status, body)``) at most once per key; replay its answer."""
+        return await idempotent(self.request, self.identity, self.owner, self.key, body, operation, self.ttl)
+
+    async def create(self, body: Any, make: Callable[[str | None], Awaitable[Any]]) -> Response:
+        """Run ``make`` (``key -> created resource``) at most once per key; answer 201."""
+
+        async def operation(key: str | None) -> tuple[int, Any]:
+            return HTTP_201_CREATED, await make(key)
+
+        return await self.run(body, operation)
+
+
+async def get_idempotency(
+    request: Request,
+    identity: Identity,
+    settings: Settings,
+    principal: CurrentPrincipal,
+    key: IdempotencyKeyHeader = None,
+) -> Idempotency:
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    return Idempotency(request=request, identity=identity, owner=principal.subject, key=key, ttl=ttl)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -4,19 +4,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
 from conciliare.settings import get_platform_settings
 from conciliare.tracing import configure_logging, setup_tracing
+from gateway.deps import json_numbers_fit
 from gateway.documents import DocumentStore
 from gateway.errors import install_error_handlers
 from gateway.identity import IdentityStore
+from gateway.openapi import install_openapi
 from gateway.routers import alliances, auth, enrolments, health, households, offerings, partners, projects
 from gateway.rpc import RpcClient
 
@@ -27,8 +28,31 @@ API della piattaforma **Conciliare** per le alleanze locali di conciliazione vit
 
 Autenticazione: `POST /v1/auth/token` (OAuth2, grant `password` per lo staff e le famiglie,
 `client_credentials` per i gestionali delle cooperative), poi `Authorization: Bearer <token>`.
-Gli errori sono `application/problem+json` (RFC 9457). Ogni risposta porta `X-Trace-Id`.
+Ogni risposta porta `X-Trace-Id`.
+
+**Errori.** Ogni errore è `application/problem+json` (RFC 9457, schema `Problem`): `type`,
+`title`, `status`, `detail` (in italiano), `instance`, `trace_id` (da citare all'assistenza) e,
+per i dati non validi (422), `errors: [{field, message}]` con tutti i motivi. Ogni operazione
+documenta i codici che può restituire. Numeri, date e mesi hanno limiti dichiarati
+(es. `limit` 1–200, `offset` 0–100000, mesi `AAAA-MM` tra 2000 e 2100): fuori dai limiti, 422.
+
+**Dipendenze non disponibili.** Se un servizio, il sistema di messaggistica o un database
+non è raggiungibile la risposta è 503, se un servizio non risponde in tempo 504; entrambe con
+`Retry-After` (secondi): la richiesta si può ripetere dopo quell'attesa.
+
+**Idempotenza.** Ogni `POST` che crea qualcosa accetta l'intestazione `Idempotency-Key`
+(es. un UUID): ripetere la stessa richiesta con la stessa chiave restituisce la prima risposta
+(`Idempotent-Replayed: true`) senza creare nulla; la stessa chiave con un corpo diverso
+risponde 422, e 409 mentre la prima richiesta è ancora in corso. Dopo un 503 o un 504 si
+ripete con la stessa chiave.
+
+**Concorrenza.** Gli aggiornamenti di un'offerta portano la `version` letta: se nel frattempo
+è cambiata la risposta è 409 e bisogna rileggere.
 """
+
+# Seconds the gateway waits at start for the broker before serving anyway (answering 503
+# until the broker is reachable; the connection is then made in the background).
+BROKER_WAIT_AT_START = 30.0
 
 
 @asynccontextmanager
@@ -36,9 +60,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     platform = get_platform_settings()
     rpc = RpcClient(platform.amqp_uri, platform.rpc_timeout_seconds)
     # The broker may still be starting when the gateway does: wait for it a while.
-    async for attempt in AsyncRetrying(stop=stop_after_delay(30), wait=wait_exponential(max=3), reraise=True):
-        with attempt:
-            await rpc.connect()
+    if not await rpc.start(wait=BROKER_WAIT_AT_START):
+        log.warning("broker not reachable at start: answering 503 until it is")
     identity = IdentityStore.connect(platform.mongo_uri, platform.database_name("gateway"))
     await identity.ensure_indexes()
     documents = DocumentStore(platform)
@@ -93,10 +116,12 @@ def create_app() -> FastAPI:
         docs_url="/docs",
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        dependencies=[Depends(json_numbers_fit)],
     )
     install_error_handlers(app)
     for module in (auth, health, alliances, partners, projects, offerings, households, enrolments):
         app.include_router(module.router)
+    install_openapi(app)
 
     app.add_middleware(TraceIdHeaderMiddleware)
     # One server span per request; the per-message ASGI send/receive spans add

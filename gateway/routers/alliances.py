@@ -2,11 +2,12 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from conciliare.contracts.partners import MembershipRole, MembershipStatus
 from gateway.deps import NOT_FOUND, Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
+from gateway.idempotency import IdempotencyDep
 from gateway.responses import service_json
 from gateway.schemas.alliances import (
     AllianceCreate,
@@ -18,7 +19,7 @@ from gateway.schemas.alliances import (
     MemberStatusChange,
     MemberTargetStatus,
 )
-from gateway.schemas.common import PaginationDep
+from gateway.schemas.common import AllianceId, PaginationDep, PartnerId
 from gateway.security import Role
 
 router = APIRouter(prefix="/v1/alliances", tags=["alliances"])
@@ -40,16 +41,15 @@ async def list_alliances(rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> 
     dependencies=[CanWrite],
     summary="Crea un'alleanza (operatore regionale)",
 )
-async def create_alliance(body: AllianceCreate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def create_alliance(body: AllianceCreate, rpc: Rpc, tenancy: TenancyDep, once: IdempotencyDep) -> Response:
     if tenancy.principal.role is not Role.PLATFORM_ADMIN:
         raise ProblemError(403, "Operazione non consentita", "Solo l'operatore regionale crea nuove alleanze.")
-    return service_json(
-        await rpc.call("partners", "create_alliance", payload=body.model_dump(mode="json")), status.HTTP_201_CREATED
-    )
+    payload = body.model_dump(mode="json")
+    return await once.create(payload, lambda _key: rpc.call("partners", "create_alliance", payload=payload))
 
 
 @router.get("/{alliance_id}", response_model=AllianceOut, dependencies=[CanRead], summary="Un'alleanza")
-async def get_alliance(alliance_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def get_alliance(alliance_id: AllianceId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     directory = await tenancy.directory_alliances()
     if directory is not None and alliance_id not in directory:
         raise NOT_FOUND
@@ -58,7 +58,7 @@ async def get_alliance(alliance_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
 
 @router.get("/{alliance_id}/members", response_model=MemberPage, dependencies=[CanRead], summary="Membri dell'alleanza")
 async def list_members(
-    alliance_id: str,
+    alliance_id: AllianceId,
     rpc: Rpc,
     tenancy: TenancyDep,
     page: PaginationDep,
@@ -77,11 +77,13 @@ async def list_members(
     dependencies=[CanWrite],
     summary="Aggiungi un partner all'alleanza",
 )
-async def add_member(alliance_id: str, body: MemberAdd, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def add_member(
+    alliance_id: AllianceId, body: MemberAdd, rpc: Rpc, tenancy: TenancyDep, once: IdempotencyDep
+) -> Response:
     await tenancy.ensure_manageable(alliance_id)
-    return service_json(
-        await rpc.call("partners", "add_member", alliance_id=alliance_id, payload=body.model_dump(mode="json")),
-        status.HTTP_201_CREATED,
+    payload = body.model_dump(mode="json")
+    return await once.create(
+        payload, lambda _key: rpc.call("partners", "add_member", alliance_id=alliance_id, payload=payload)
     )
 
 
@@ -91,7 +93,7 @@ async def add_member(alliance_id: str, body: MemberAdd, rpc: Rpc, tenancy: Tenan
     dependencies=[CanRead],
     summary="Un membro dell'alleanza",
 )
-async def get_member(alliance_id: str, partner_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def get_member(alliance_id: AllianceId, partner_id: PartnerId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await tenancy.ensure_readable(alliance_id)
     return service_json(await rpc.call("partners", "get_member", alliance_id=alliance_id, partner_id=partner_id))
 
@@ -103,7 +105,7 @@ async def get_member(alliance_id: str, partner_id: str, rpc: Rpc, tenancy: Tenan
     summary="Formalizza l'adesione o registra il recesso",
 )
 async def change_member(
-    alliance_id: str, partner_id: str, body: MemberStatusChange, rpc: Rpc, tenancy: TenancyDep
+    alliance_id: AllianceId, partner_id: PartnerId, body: MemberStatusChange, rpc: Rpc, tenancy: TenancyDep
 ) -> Any:
     await tenancy.ensure_manageable(alliance_id)
     method = "formalize_member" if body.status is MemberTargetStatus.FORMALIZED else "withdraw_member"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Header
 
 from gateway.deps import CurrentPrincipal, Identity, Settings
 from gateway.errors import ProblemError
+from gateway.openapi import problem_responses
 from gateway.schemas.auth import Me, TokenResponse
 from gateway.security import issue_token
 
@@ -27,7 +28,12 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
-@router.post("/token", response_model=TokenResponse, summary="Ottieni un token di accesso")
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    summary="Ottieni un token di accesso",
+    responses=problem_responses(400, 401),
+)
 async def token(
     identity: Identity,
     settings: Settings,

@@ -10,16 +10,16 @@ projection and the enrolments):
 Another tenant's enrolment or offering answers 404, never 403.
 """
 
-from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 
-from gateway.deps import CurrentPrincipal, Identity, Rpc, Settings, require_scope
+from gateway.deps import CurrentPrincipal, Rpc, require_scope
 from gateway.errors import ProblemError
-from gateway.idempotency import IDEMPOTENCY_HEADER, idempotent
+from gateway.idempotency import IDEMPOTENCY_HEADER, IdempotencyDep
 from gateway.responses import service_json
-from gateway.schemas.common import PaginationDep
+from gateway.schemas.common import EnrolmentId, IdFilter, Month, OfferingId, PaginationDep
 from gateway.schemas.enrolments import (
     AttendanceOut,
     AttendanceRecord,
@@ -44,6 +44,15 @@ CanWriteAttendance = Depends(require_scope("attendance:write"))
 # 504 after the default RPC timeout. (The service answers 202 "requested" if the
 # decision itself takes longer than a few seconds once it picks the request up.)
 ENROLMENT_RPC_TIMEOUT_SECONDS = 120.0
+
+
+class EnrolmentStatus(StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
 
 ENROLMENT_DESCRIPTION = f"""
 Iscrive un figlio della famiglia a un servizio per un periodo e una modalità di frequenza.
@@ -74,15 +83,7 @@ diverso risponde 422, e mentre la prima è in corso 409.
     responses={202: {"model": EnrolmentOut, "description": "Richiesta ancora in elaborazione"}},
 )
 async def request_enrolment(
-    request: Request,
-    body: EnrolmentCreate,
-    rpc: Rpc,
-    identity: Identity,
-    settings: Settings,
-    principal: CurrentPrincipal,
-    idempotency_key: Annotated[
-        str | None, Header(alias=IDEMPOTENCY_HEADER, description="Chiave scelta dal client (es. un UUID)")
-    ] = None,
+    body: EnrolmentCreate, rpc: Rpc, principal: CurrentPrincipal, once: IdempotencyDep
 ) -> Response:
     if principal.role is not Role.FAMILY:
         raise ProblemError(403, "Operazione non consentita", "Solo le famiglie iscrivono i propri figli.")
@@ -101,8 +102,7 @@ async def request_enrolment(
         decided = result["status"] != "requested"
         return (status.HTTP_201_CREATED if decided else status.HTTP_202_ACCEPTED), result
 
-    ttl = timedelta(hours=settings.idempotency_ttl_hours)
-    return await idempotent(request, identity, principal.subject, idempotency_key, payload, operation, ttl)
+    return await once.run(payload, operation)
 
 
 @router.get("/enrolments", response_model=EnrolmentPage, dependencies=[CanRead], summary="Iscrizioni visibili")
@@ -110,19 +110,17 @@ async def list_enrolments(
     rpc: Rpc,
     principal: CurrentPrincipal,
     page: PaginationDep,
-    offering_id: str | None = None,
-    child_id: str | None = None,
-    enrolment_status: Annotated[
-        str | None,
-        Query(alias="status", description="requested | confirmed | waitlisted | cancelled | completed"),
-    ] = None,
+    offering_id: IdFilter = None,
+    child_id: IdFilter = None,
+    enrolment_status: Annotated[EnrolmentStatus | None, Query(alias="status", description="Stato")] = None,
 ) -> Any:
-    query = {"offering_id": offering_id, "child_id": child_id, "status": enrolment_status, **page.model_dump()}
+    wanted = enrolment_status.value if enrolment_status else None
+    query = {"offering_id": offering_id, "child_id": child_id, "status": wanted, **page.model_dump()}
     return service_json(await rpc.call("enrolment", "list_enrolments", viewer=viewer_of(principal), query=query))
 
 
 @router.get("/enrolments/{enrolment_id}", response_model=EnrolmentOut, dependencies=[CanRead], summary="Un'iscrizione")
-async def get_enrolment(enrolment_id: str, rpc: Rpc, principal: CurrentPrincipal) -> Any:
+async def get_enrolment(enrolment_id: EnrolmentId, rpc: Rpc, principal: CurrentPrincipal) -> Any:
     return service_json(
         await rpc.call("enrolment", "get_enrolment", enrolment_id=enrolment_id, viewer=viewer_of(principal))
     )
@@ -135,7 +133,7 @@ async def get_enrolment(enrolment_id: str, rpc: Rpc, principal: CurrentPrincipal
     summary="Annulla un'iscrizione (il posto liberato va al primo in lista d'attesa)",
 )
 async def cancel_enrolment(
-    enrolment_id: str,
+    enrolment_id: EnrolmentId,
     rpc: Rpc,
     principal: CurrentPrincipal,
     body: Annotated[CancelRequest | None, Body()] = None,
@@ -153,7 +151,7 @@ async def cancel_enrolment(
     dependencies=[CanRead],
     summary="Iscritti e lista d'attesa di un servizio (ente gestore e staff)",
 )
-async def offering_roster(offering_id: str, rpc: Rpc, principal: CurrentPrincipal) -> Any:
+async def offering_roster(offering_id: OfferingId, rpc: Rpc, principal: CurrentPrincipal) -> Any:
     return service_json(
         await rpc.call("enrolment", "offering_roster", offering_id=offering_id, viewer=viewer_of(principal))
     )
@@ -165,7 +163,9 @@ async def offering_roster(offering_id: str, rpc: Rpc, principal: CurrentPrincipa
     dependencies=[CanWriteAttendance],
     summary="Registra le presenze (o le ore) per giorno",
 )
-async def record_attendance(enrolment_id: str, body: AttendanceRecord, rpc: Rpc, principal: CurrentPrincipal) -> Any:
+async def record_attendance(
+    enrolment_id: EnrolmentId, body: AttendanceRecord, rpc: Rpc, principal: CurrentPrincipal
+) -> Any:
     result = await rpc.call(
         "enrolment",
         "record_attendance",
@@ -182,7 +182,7 @@ async def record_attendance(enrolment_id: str, body: AttendanceRecord, rpc: Rpc,
     dependencies=[CanReadAttendance],
     summary="Presenze e totali di un'iscrizione",
 )
-async def get_attendance(enrolment_id: str, rpc: Rpc, principal: CurrentPrincipal) -> Any:
+async def get_attendance(enrolment_id: EnrolmentId, rpc: Rpc, principal: CurrentPrincipal) -> Any:
     return service_json(
         await rpc.call("enrolment", "get_attendance", enrolment_id=enrolment_id, viewer=viewer_of(principal))
     )
@@ -196,10 +196,10 @@ async def get_attendance(enrolment_id: str, rpc: Rpc, principal: CurrentPrincipa
     responses={200: {"content": {"text/csv": {}}, "description": "Registro del mese, codici fiscali mascherati"}},
 )
 async def attendance_register(
-    offering_id: str,
+    offering_id: OfferingId,
     rpc: Rpc,
     principal: CurrentPrincipal,
-    month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="Mese AAAA-MM, es. 2027-03")],
+    month: Month,
 ) -> Response:
     export = await rpc.call(
         "enrolment", "attendance_register", offering_id=offering_id, month=month, viewer=viewer_of(principal)

@@ -8,12 +8,13 @@ may read them without needs; anyone else gets 403 (scope) or 404.
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
 from gateway.deps import CurrentPrincipal, Identity, Rpc, require_scope
 from gateway.errors import ProblemError
+from gateway.idempotency import IdempotencyDep
 from gateway.responses import service_json
-from gateway.schemas.common import PaginationDep
+from gateway.schemas.common import HouseholdId, PaginationDep
 from gateway.schemas.enrolments import viewer_of
 from gateway.schemas.households import ChildCreate, ChildOut, HouseholdCreate, HouseholdOut, HouseholdPage
 from gateway.security import Role
@@ -31,16 +32,21 @@ CanWrite = Depends(require_scope("households:write"))
     dependencies=[CanWrite],
     summary="Registra il proprio nucleo familiare (famiglie)",
 )
-async def create_household(body: HouseholdCreate, rpc: Rpc, identity: Identity, principal: CurrentPrincipal) -> Any:
+async def create_household(
+    body: HouseholdCreate, rpc: Rpc, identity: Identity, principal: CurrentPrincipal, once: IdempotencyDep
+) -> Response:
     if principal.role is not Role.FAMILY:
         raise ProblemError(403, "Operazione non consentita", "Il nucleo familiare lo registra la famiglia stessa.")
-    created = await rpc.call(
-        "enrolment", "create_household", viewer=viewer_of(principal), payload=body.model_dump(mode="json")
-    )
-    if principal.subject.startswith("user:"):
-        # Later tokens carry the household, so /v1/auth/me can show it.
-        await identity.set_household(principal.subject.removeprefix("user:"), created["id"])
-    return service_json(created, status.HTTP_201_CREATED)
+    payload = body.model_dump(mode="json")
+
+    async def create(_key: str | None) -> Any:
+        created = await rpc.call("enrolment", "create_household", viewer=viewer_of(principal), payload=payload)
+        if principal.subject.startswith("user:"):
+            # Later tokens carry the household, so /v1/auth/me can show it.
+            await identity.set_household(principal.subject.removeprefix("user:"), created["id"])
+        return created
+
+    return await once.create(payload, create)
 
 
 @router.get("", response_model=HouseholdPage, dependencies=[CanRead], summary="Il proprio nucleo familiare")
@@ -51,7 +57,7 @@ async def list_households(rpc: Rpc, principal: CurrentPrincipal, page: Paginatio
 
 
 @router.get("/{household_id}", response_model=HouseholdOut, dependencies=[CanRead], summary="Un nucleo familiare")
-async def get_household(household_id: str, rpc: Rpc, principal: CurrentPrincipal) -> Any:
+async def get_household(household_id: HouseholdId, rpc: Rpc, principal: CurrentPrincipal) -> Any:
     return service_json(
         await rpc.call("enrolment", "get_household", household_id=household_id, viewer=viewer_of(principal))
     )
@@ -64,15 +70,15 @@ async def get_household(household_id: str, rpc: Rpc, principal: CurrentPrincipal
     dependencies=[CanWrite],
     summary="Registra un figlio (i bisogni speciali sono conservati a parte)",
 )
-async def add_child(household_id: str, body: ChildCreate, rpc: Rpc, principal: CurrentPrincipal) -> Any:
-    created = await rpc.call(
-        "enrolment",
-        "add_child",
-        household_id=household_id,
-        viewer=viewer_of(principal),
-        payload=body.model_dump(mode="json"),
+async def add_child(
+    household_id: HouseholdId, body: ChildCreate, rpc: Rpc, principal: CurrentPrincipal, once: IdempotencyDep
+) -> Response:
+    payload = body.model_dump(mode="json")
+    viewer = viewer_of(principal)
+    return await once.create(
+        payload,
+        lambda _key: rpc.call("enrolment", "add_child", household_id=household_id, viewer=viewer, payload=payload),
     )
-    return service_json(created, status.HTTP_201_CREATED)
 
 
 @router.get(
@@ -81,7 +87,7 @@ async def add_child(household_id: str, body: ChildCreate, rpc: Rpc, principal: C
     dependencies=[CanRead],
     summary="I figli del nucleo (bisogni solo per la famiglia; ogni lettura è registrata)",
 )
-async def list_children(household_id: str, rpc: Rpc, principal: CurrentPrincipal) -> Any:
+async def list_children(household_id: HouseholdId, rpc: Rpc, principal: CurrentPrincipal) -> Any:
     return service_json(
         await rpc.call("enrolment", "list_children", household_id=household_id, viewer=viewer_of(principal))
     )

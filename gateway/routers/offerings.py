@@ -12,15 +12,16 @@ An offering the caller may not see or change answers 404, never 403.
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from conciliare.contracts.taxonomy import OfferingStatus, ServiceType, SpecialNeed
 from conciliare.errors import ValidationFailed
 from gateway.deps import Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
+from gateway.idempotency import IdempotencyDep
 from gateway.responses import service_json
 from gateway.rpc import RpcClient
-from gateway.schemas.common import PaginationDep
+from gateway.schemas.common import ID_MAX_LENGTH, OfferingId, PaginationDep
 from gateway.schemas.offerings import OfferingAction, OfferingCreate, OfferingOut, OfferingPage, OfferingUpdate
 from gateway.security import Role
 
@@ -83,9 +84,17 @@ async def search_offerings(
     tenancy: TenancyDep,
     page: PaginationDep,
     alliance_id: Annotated[
-        str | None, Query(description="Alleanza in cui cercare (facoltativa se l'utente ne ha una sola)")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=ID_MAX_LENGTH,
+            description="Alleanza in cui cercare (facoltativa se l'utente ne ha una sola)",
+        ),
     ] = None,
-    provider_partner_id: Annotated[str | None, Query(description="Solo le offerte di questo erogatore")] = None,
+    provider_partner_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=ID_MAX_LENGTH, description="Solo le offerte di questo erogatore"),
+    ] = None,
     comune_istat: Annotated[str | None, Query(pattern=r"^\d{6}$", description="Comune del servizio")] = None,
     child_birth_date: Annotated[date | None, Query(description="Data di nascita del bambino")] = None,
     on_date: Annotated[date | None, Query(description="Data in cui conta l'età (con child_birth_date)")] = None,
@@ -147,7 +156,7 @@ async def search_offerings(
     dependencies=[CanWrite],
     summary="Crea un'offerta (bozza)",
 )
-async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep, once: IdempotencyDep) -> Response:
     principal = tenancy.principal
     provider = body.provider_partner_id
     if principal.role is Role.PARTNER_OPERATOR:
@@ -162,14 +171,16 @@ async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep) -
             "Indicare il partner erogatore.", [{"field": "provider_partner_id", "message": "obbligatorio"}]
         )
     spec = body.model_dump(mode="json", exclude={"alliance_id", "provider_partner_id"})
-    created = await rpc.call(
-        "catalog", "create_offering", alliance_id=body.alliance_id, provider_partner_id=provider, payload=spec
+    return await once.create(
+        body.model_dump(mode="json"),
+        lambda _key: rpc.call(
+            "catalog", "create_offering", alliance_id=body.alliance_id, provider_partner_id=provider, payload=spec
+        ),
     )
-    return service_json(created, status.HTTP_201_CREATED)
 
 
 @router.get("/{offering_id}", response_model=OfferingOut, dependencies=[CanRead], summary="Un'offerta")
-async def get_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def get_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     offering = await _load(rpc, offering_id)
     if not await _can_see(tenancy, offering):
         raise OFFERING_NOT_FOUND
@@ -182,7 +193,7 @@ async def get_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
     dependencies=[CanWrite],
     summary="Aggiorna un'offerta (con la versione letta)",
 )
-async def update_offering(offering_id: str, body: OfferingUpdate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def update_offering(offering_id: OfferingId, body: OfferingUpdate, rpc: Rpc, tenancy: TenancyDep) -> Any:
     await _changeable(rpc, tenancy, offering_id)
     spec = body.model_dump(mode="json", exclude={"version"})
     return service_json(
@@ -201,7 +212,7 @@ async def _act(offering_id: str, action: OfferingAction, rpc: RpcClient, tenancy
     dependencies=[CanWrite],
     summary="Pubblica una bozza",
 )
-async def publish_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def publish_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     return await _act(offering_id, OfferingAction.PUBLISH, rpc, tenancy)
 
 
@@ -211,7 +222,7 @@ async def publish_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> A
     dependencies=[CanWrite],
     summary="Sospendi un'offerta pubblicata",
 )
-async def suspend_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def suspend_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     return await _act(offering_id, OfferingAction.SUSPEND, rpc, tenancy)
 
 
@@ -221,7 +232,7 @@ async def suspend_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> A
     dependencies=[CanWrite],
     summary="Riprendi un'offerta sospesa",
 )
-async def resume_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def resume_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     return await _act(offering_id, OfferingAction.RESUME, rpc, tenancy)
 
 
@@ -231,5 +242,5 @@ async def resume_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> An
     dependencies=[CanWrite],
     summary="Archivia un'offerta (definitivo)",
 )
-async def archive_offering(offering_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def archive_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     return await _act(offering_id, OfferingAction.ARCHIVE, rpc, tenancy)

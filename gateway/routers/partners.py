@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from gateway.deps import Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
+from gateway.idempotency import IdempotencyDep
 from gateway.responses import service_json
-from gateway.schemas.common import PaginationDep
+from gateway.schemas.common import IdFilter, PaginationDep, PartnerId
 from gateway.schemas.partners import PartnerCreate, PartnerKind, PartnerOut, PartnerPage
 from gateway.security import Role
 
@@ -26,7 +27,7 @@ async def list_partners(
     rpc: Rpc,
     tenancy: TenancyDep,
     page: PaginationDep,
-    alliance_id: str | None = None,
+    alliance_id: IdFilter = None,
     kind: PartnerKind | None = None,
     tax_code: Annotated[str | None, Query(min_length=11, max_length=16)] = None,
     q: Annotated[str | None, Query(max_length=100, description="Testo nel nome")] = None,
@@ -60,10 +61,9 @@ async def list_partners(
     dependencies=[Depends(require_scope("partners:write"))],
     summary="Registra un partner",
 )
-async def register_partner(body: PartnerCreate, rpc: Rpc) -> Any:
-    return service_json(
-        await rpc.call("partners", "register_partner", payload=body.model_dump(mode="json")), status.HTTP_201_CREATED
-    )
+async def register_partner(body: PartnerCreate, rpc: Rpc, once: IdempotencyDep) -> Response:
+    payload = body.model_dump(mode="json")
+    return await once.create(payload, lambda _key: rpc.call("partners", "register_partner", payload=payload))
 
 
 @router.get(
@@ -72,7 +72,7 @@ async def register_partner(body: PartnerCreate, rpc: Rpc) -> Any:
     dependencies=[Depends(require_scope("partners:read"))],
     summary="Un partner",
 )
-async def get_partner(partner_id: str, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def get_partner(partner_id: PartnerId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     principal = tenancy.principal
     if principal.role is Role.PARTNER_OPERATOR and principal.partner_id != partner_id:
         raise PARTNER_NOT_FOUND

@@ -1,11 +1,13 @@
 """Build demo data through the public API, as an alliance's staff would."""
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from conciliare.demo.data import PARTNERS, DemoAlliance
+from conciliare.demo.data import CASTELLANZA, PARTNERS, DemoAlliance, demo_tax_code
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -62,3 +64,88 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status and body["title"] and body["detail"]
     assert "Traceback" not in response.text
     return body
+
+
+# --- fresh data, never demo data (fuzzing, idempotency, outages) ---------------------
+
+FRESH_COMUNI = [("Ambito di prova", ["012042", "012098"])]  # Castellanza, Marnate: a real territory
+
+
+def fresh_tax_code() -> str:
+    """An 11-digit codice fiscale with a valid check digit that no demo partner and no other run uses."""
+    return demo_tax_code(5_000_000 + uuid.uuid4().int % 4_000_000)
+
+
+def partner_body(name: str | None = None, kind: str = "cooperativa") -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "name": name or f"Cooperativa di prova {uuid.uuid4().hex[:6]}",
+        "tax_code": fresh_tax_code(),
+        "comune_istat": "012042",
+    }
+
+
+def new_partner(admin: httpx.Client, name: str | None = None, kind: str = "cooperativa") -> str:
+    return str(ok(admin.post("/v1/partners", json=partner_body(name, kind)), 201)["id"])
+
+
+def alliance_body(capofila_id: str, code: str | None = None) -> dict[str, Any]:
+    return {
+        "code": code or unique("PROVA"),
+        "name": f"Alleanza di prova {uuid.uuid4().hex[:6]}",
+        "ambiti": [{"name": name, "comuni_istat": comuni} for name, comuni in FRESH_COMUNI],
+        "capofila_partner_id": capofila_id,
+    }
+
+
+def project_body(title: str | None = None) -> dict[str, Any]:
+    """A project whose amounts add up (the rules of the partners service)."""
+    body = dict(CASTELLANZA.project)
+    body["title"] = title or f"Progetto di prova {uuid.uuid4().hex[:6]}"
+    return body
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A new alliance of its own: capofila, a pending member, a project, a draft offering, a manager."""
+
+    alliance_id: str
+    capofila_id: str
+    member_id: str
+    project_id: str
+    offering_id: str
+    manager: httpx.Client
+    manager_token: str
+
+
+def offering_body(alliance_id: str, provider_id: str) -> dict[str, Any]:
+    return {
+        "alliance_id": alliance_id,
+        "provider_partner_id": provider_id,
+        "type": "attivita_vacanze_scolastiche",
+        "title": f"Vacanze in gioco {uuid.uuid4().hex[:4]}",
+        "description": "Giochi, laboratori e compiti nelle vacanze, con educatori.",
+        "comune_istat": "012098",
+        "address": "Via Roma 1, Marnate (VA)",
+        "age_range": {"min_months": 72, "max_months": 143},
+        "school_levels": ["primaria"],
+        "special_needs_supported": ["dsa"],
+        "calendar": {"periods": [{"kind": "easter", "start": "2027-03-25", "end": "2027-03-30"}], "closures": []},
+        "weekly_slots": [{"weekday": d, "start": "08:30", "end": "16:30"} for d in range(1, 6)],
+        "capacity": 20,
+        "price": {"amount_cents": 1800, "unit": "day"},
+        "attendance_modes": ["full", "chosen_days"],
+    }
+
+
+def build_fresh_tenant(admin: httpx.Client, new_manager: Callable[[str], httpx.Client]) -> Tenant:
+    """Build a tenant nobody else uses; ``new_manager(alliance_id)`` logs its new manager in."""
+    capofila = new_partner(admin, kind="comune", name=f"Comune di prova {uuid.uuid4().hex[:6]}")
+    member = new_partner(admin)
+    alliance_id = str(ok(admin.post("/v1/alliances", json=alliance_body(capofila)), 201)["id"])
+    ok(admin.post(f"/v1/alliances/{alliance_id}/members", json={"partner_id": member}), 201)
+    manager = new_manager(alliance_id)
+    token = str(manager.headers["Authorization"]).removeprefix("Bearer ")
+    project_id = str(ok(manager.post(f"/v1/alliances/{alliance_id}/projects", json=project_body()), 201)["id"])
+    offering_id = str(ok(manager.post("/v1/offerings", json=offering_body(alliance_id, capofila)), 201)["id"])
+    return Tenant(alliance_id, capofila, member, project_id, offering_id, manager, token)

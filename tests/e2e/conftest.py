@@ -145,3 +145,19 @@ def castellanza(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def marnate(admin: httpx.Client, partner_ids: dict[str, str]) -> str:
     return build_alliance(admin, MARNATE, partner_ids, unique("MARN"))
+
+
+# --- tests that disturb the whole stack run last -------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "disruptive: stops the broker or kills processes of the stack; runs after every other test"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move ``disruptive`` tests to the end, keeping the order of everything else."""
+    calm = [item for item in items if item.get_closest_marker("disruptive") is None]
+    disruptive = [item for item in items if item.get_closest_marker("disruptive") is not None]
+    items[:] = calm + disruptive
