@@ -2,7 +2,8 @@
 # Install/build the four infrastructure servers natively, once per machine.
 #
 #   RabbitMQ  Debian package rabbitmq-server (+ bundled management plugin)
-#   FerretDB  built from its Go module (MongoDB wire protocol, SQLite backend)
+#   mongo     mongo-java-server (MongoDB wire protocol, H2 MVStore or memory) from
+#             Maven Central, run by our launcher (mongo-server/), compiled here
 #   MinIO     `go install github.com/minio/minio@<pinned pseudo-version>`
 #   Zipkin    zipkin-server exec jar from Maven Central
 #
@@ -61,14 +62,15 @@ apt_install() {
 }
 
 # ---------------------------------------------------------------------------
-# Tools needed to build (Go, Java 17, Maven) and by the other scripts.
+# Tools needed to build (Go, Java 17 JDK, Maven) and by the other scripts.
 # ---------------------------------------------------------------------------
 check_tools() {
     local missing=()
     need_cmd python3 || missing+=(python3)
     need_cmd curl || missing+=(curl)
     need_cmd ss || missing+=(iproute2)
-    need_cmd java || missing+=(openjdk-17-jre-headless)
+    # The JDK, not just the JRE: install_mongo compiles our launcher with javac.
+    if ! need_cmd java || ! need_cmd javac; then missing+=(openjdk-17-jdk-headless); fi
     need_cmd mvn || missing+=(maven)
     if ((${#missing[@]})); then
         [[ $(id -u) -eq 0 ]] || die tools "missing ${missing[*]} and not root; install them with apt-get"
@@ -84,10 +86,10 @@ check_tools() {
     # sort -C: true if already in order, i.e. go1.24 <= $gov.
     printf '%s\n' go1.24 "$gov" | sort -V -C ||
         die tools "Go $gov is too old (MinIO needs >= go1.24)"
-    # Zipkin 3.x needs Java 17+.
+    # Zipkin 3.x and our mongo launcher (javac --release 17) need Java 17+.
     local jv
     jv="$(java -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ {print $2}')"
-    [[ "${jv%%.*}" -ge 17 ]] 2>/dev/null || die tools "Java $jv found; Zipkin 3 needs Java 17+"
+    [[ "${jv%%.*}" -ge 17 ]] 2>/dev/null || die tools "Java $jv found; Zipkin 3 and the mongo launcher need Java 17+"
 }
 
 # ---------------------------------------------------------------------------
@@ -114,64 +116,83 @@ install_rabbitmq() {
 }
 
 # ---------------------------------------------------------------------------
-# FerretDB: copy the module source, add the version files the binary embeds,
-# go build ./cmd/ferretdb, then check it serves a MongoDB ping on SQLite.
+# mongo-java-server: its jars from Maven Central (through a generated pom), our
+# launcher compiled against them, then a start/ping/SIGTERM smoke test on H2.
 # ---------------------------------------------------------------------------
-install_ferretdb() {
-    local dir="${FERRETDB_BIN%/*}" log
-    if [[ -x "$FERRETDB_BIN" && -f "$dir/.verified" ]]; then
-        say ferretdb "cached: $FERRETDB_BIN"
+install_mongo() {
+    local log="$MONGO_DIR/build.log"
+    if [[ -f "$MONGO_CLASSES/.verified" && -f "$MONGO_LIB/.complete" ]]; then
+        say mongo "cached: mongo-java-server $MONGO_SERVER_VERSION, launcher $MONGO_LAUNCHER_HASH in $MONGO_DIR"
         return
     fi
-    say ferretdb "building $FERRETDB_VERSION (first time, ~2 min)"
+    [[ -f "$MONGO_LAUNCHER_SRC" ]] || die mongo "launcher source $MONGO_LAUNCHER_SRC missing"
+    need_cmd javac || die mongo "javac not found (install openjdk-17-jdk-headless)"
     local t0=$SECONDS
-    rm -rf "$dir" && mkdir -p "$dir"
-    log="$dir/build.log"
+    mkdir -p "$MONGO_DIR"
     : >"$log"
 
-    # `go mod download` of the exact version works through the module proxy
-    # (listing versions with @latest does not, here).
-    run_step ferretdb "go mod download" "$log" \
-        sh -c "go mod download -json github.com/FerretDB/FerretDB@$FERRETDB_VERSION > '$dir/module.json' ||
-               { cat '$dir/module.json'; exit 1; }"  # on error the reason is in the JSON
-    local moddir commit
-    moddir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$dir/module.json")"
-    commit="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Origin",{}).get("Hash",""))' "$dir/module.json")"
-
-    # The module cache is read-only: build from a writable copy.
-    run_step ferretdb "copy module source" "$log" cp -r "$moddir" "$dir/src"
-    chmod -R u+w "$dir/src"
-    # build/version/*.txt are generated from git by FerretDB's Taskfile and are
-    # not in the module. version.txt is required (the binary panics at start
-    # without a "v..." version); commit.txt/package.txt are optional but make
-    # `ferretdb --version` truthful. branch.txt is left out ("unknown").
-    printf '%s' "$FERRETDB_VERSION" >"$dir/src/build/version/version.txt"
-    if [[ -n "$commit" ]]; then printf '%s' "$commit" >"$dir/src/build/version/commit.txt"; fi
-    printf '%s' "source" >"$dir/src/build/version/package.txt"
-
-    # -buildvcs=false: the copy is not a git checkout.
-    run_step ferretdb "go build ./cmd/ferretdb" "$log" \
-        sh -c "cd '$dir/src' && go build -buildvcs=false -trimpath -o '$FERRETDB_BIN' ./cmd/ferretdb"
-    rm -rf "$dir/src"
-
-    run_step ferretdb "ferretdb --version" "$log" "$FERRETDB_BIN" --version
-    grep -q "version: $FERRETDB_VERSION" "$log" || die ferretdb "built binary does not report $FERRETDB_VERSION (see $log)"
-
-    # Smoke test: SQLite backend in a scratch dir, answer a wire-protocol ping.
-    local tmp port pid
-    tmp="$(mktemp -d)"; port="$(free_port)"
-    "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$tmp/" --state-dir="$tmp" \
-        --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable >"$tmp/ferretdb.log" 2>&1 &
-    pid=$!
-    if ! wait_healthy 30 "$pid" python3 "$PROBE" mongo 127.0.0.1 "$port" >>"$log"; then
-        stop_pid "$pid"
-        cat "$tmp/ferretdb.log" >>"$log"; rm -rf "$tmp"
-        die ferretdb "smoke test failed: no MongoDB ping answer (see $log)"
+    if [[ ! -f "$MONGO_LIB/.complete" ]]; then
+        say mongo "downloading mongo-java-server $MONGO_SERVER_VERSION from Maven Central (first time, ~15 s)"
+        rm -rf "$MONGO_LIB" "$MONGO_DIR/m2"
+        # The umbrella artifact brings core + memory backend; the H2 backend is
+        # separate. slf4j-simple sends the server's own log lines to stdout.
+        cat >"$MONGO_DIR/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by scripts/infra/install.sh, only to fetch the jars into lib/. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.conciliare</groupId>
+  <artifactId>mongo-server-deps</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>de.bwaldvogel</groupId><artifactId>mongo-java-server</artifactId><version>$MONGO_SERVER_VERSION</version></dependency>
+    <dependency><groupId>de.bwaldvogel</groupId><artifactId>mongo-java-server-h2-backend</artifactId><version>$MONGO_SERVER_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>$SLF4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+EOF
+        # A throwaway local repository, as for Zipkin: lib/ is all we keep.
+        run_step mongo "mvn dependency:copy-dependencies" "$log" \
+            mvn -B -q -Dstyle.color=never -f "$MONGO_DIR/pom.xml" -Dmaven.repo.local="$MONGO_DIR/m2" \
+            dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$MONGO_LIB"
+        rm -rf "$MONGO_DIR/m2"
+        [[ -f "$MONGO_LIB/mongo-java-server-h2-backend-$MONGO_SERVER_VERSION.jar" ]] ||
+            die mongo "mongo-java-server-h2-backend-$MONGO_SERVER_VERSION.jar not in $MONGO_LIB after the download (see $log)"
+        touch "$MONGO_LIB/.complete"
     fi
-    stop_pid "$pid"; rm -rf "$tmp"
 
-    touch "$dir/.verified"
-    say ferretdb "built and verified in $(elapsed "$t0"): $FERRETDB_BIN"
+    say mongo "compiling launcher $MONGO_LAUNCHER_HASH (${MONGO_LAUNCHER_SRC#"$INFRA_DIR"/})"
+    rm -rf "$MONGO_CLASSES"
+    mkdir -p "$MONGO_CLASSES"
+    run_step mongo "javac ${MONGO_LAUNCHER_SRC##*/}" "$log" \
+        javac --release 17 -Xlint:all -Werror -d "$MONGO_CLASSES" -cp "$MONGO_LIB/*" "$MONGO_LAUNCHER_SRC"
+
+    # Smoke test on the h2 backend (memory is the same code without the file): it
+    # answers a ping and, on SIGTERM, exits cleanly after writing its store.
+    local tmp port pid rc=0
+    tmp="$(mktemp -d)"; port="$(free_port)"
+    mongo_server_cmd h2 "$port" "$tmp/smoke.mv"
+    printf -- '--- smoke test: %s\n' "${MONGO_CMD[*]}" >>"$log"
+    "${MONGO_CMD[@]}" >"$tmp/mongo.log" 2>&1 &
+    pid=$!
+    if ! wait_healthy 60 "$pid" python3 "$PROBE" mongo 127.0.0.1 "$port" >>"$log"; then
+        stop_pid "$pid"
+        cat "$tmp/mongo.log" >>"$log"; rm -rf "$tmp"
+        die mongo "smoke test failed: no MongoDB ping answer (see $log)"
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || rc=$?
+    cat "$tmp/mongo.log" >>"$log"
+    # 143 = 128 + SIGTERM: how a JVM exits after running its shutdown hooks.
+    if ((rc != 143 && rc != 0)) || [[ ! -s "$tmp/smoke.mv" ]]; then
+        rm -rf "$tmp"
+        die mongo "smoke test failed: exit status $rc after SIGTERM, or no H2 store written (see $log)"
+    fi
+    rm -rf "$tmp"
+
+    touch "$MONGO_CLASSES/.verified"
+    say mongo "installed and verified in $(elapsed "$t0"): $MONGO_DIR"
 }
 
 # ---------------------------------------------------------------------------
@@ -250,7 +271,7 @@ install_zipkin() {
 
 check_tools
 install_rabbitmq
-install_ferretdb
+install_mongo
 install_minio
 install_zipkin
 say all "installed; cache: $CONCILIARE_CACHE"

@@ -10,14 +10,24 @@ CONCILIARE_CACHE="${CONCILIARE_CACHE:-$HOME/.cache/conciliare}"   # built binari
 CONCILIARE_STATE="${CONCILIARE_STATE:-$HOME/.local/state/conciliare}"  # data, logs, pids
 
 # --- Pinned versions (the cache key: bump one and install.sh rebuilds it) -----
-FERRETDB_VERSION="v1.24.0"
+MONGO_SERVER_VERSION="1.47.0"   # de.bwaldvogel:mongo-java-server (+ -h2-backend)
+# slf4j-api version mongo-java-server 1.47.0 depends on; slf4j-simple must match it.
+SLF4J_VERSION="2.0.17"
 # What `go install github.com/minio/minio@latest` resolved to on 2026-02-12;
 # pinned so the cache key (and the binary) is stable.
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 # Newest Zipkin 3.x on Maven Central; 3.x needs Java 17+.
 ZIPKIN_VERSION="3.6.1"
 
-FERRETDB_BIN="$CONCILIARE_CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
+# mongo-java-server: jars in lib/, plus our launcher compiled into a directory
+# named after the hash of its source, so editing the launcher rebuilds (only) it.
+MONGO_DIR="$CONCILIARE_CACHE/mongo-java-server-$MONGO_SERVER_VERSION"
+MONGO_LIB="$MONGO_DIR/lib"
+MONGO_LAUNCHER_SRC="$INFRA_DIR/mongo-server/MongoServerLauncher.java"
+MONGO_LAUNCHER_HASH="$(sha256sum "$MONGO_LAUNCHER_SRC" 2>/dev/null)" || MONGO_LAUNCHER_HASH="missing"
+MONGO_LAUNCHER_HASH="${MONGO_LAUNCHER_HASH:0:12}"
+MONGO_CLASSES="$MONGO_DIR/launcher-$MONGO_LAUNCHER_HASH"
+MONGO_MAIN_CLASS="MongoServerLauncher"
 MINIO_BIN="$CONCILIARE_CACHE/minio-$MINIO_VERSION/minio"
 ZIPKIN_JAR="$CONCILIARE_CACHE/zipkin-$ZIPKIN_VERSION/zipkin.jar"
 RABBITMQ_LIBBIN="/usr/lib/rabbitmq/bin"   # Debian's real scripts (not the /usr/sbin su wrappers)
@@ -33,6 +43,10 @@ MINIO_CONSOLE_PORT="${CONCILIARE_MINIO_CONSOLE_PORT:-9001}"
 ZIPKIN_PORT="${CONCILIARE_ZIPKIN_PORT:-9411}"
 
 RABBITMQ_NODE="${CONCILIARE_RABBITMQ_NODENAME:-conciliare@localhost}"
+# h2: data in an H2 MVStore file that survives restarts (`make run`);
+# memory: nothing on disk, every restart starts empty (test runs).
+MONGO_BACKEND="${CONCILIARE_MONGO_BACKEND:-h2}"
+MONGO_DATA_FILE="$CONCILIARE_STATE/mongo/conciliare.mv"
 MINIO_ROOT_USER="${MINIO_ROOT_USER:-conciliare}"
 MINIO_ROOT_PASSWORD="${MINIO_ROOT_PASSWORD:-conciliare-secret}"
 
@@ -96,7 +110,7 @@ health_rabbitmq() {
     python3 "$PROBE" amqp "$HOST" "$AMQP_PORT" 2>/dev/null &&
         curl -fsS -m 3 -o /dev/null -u guest:guest "http://$HOST:$RABBITMQ_MGMT_PORT/api/overview" 2>/dev/null
 }
-health_ferretdb() { python3 "$PROBE" mongo "$HOST" "$MONGO_PORT" 2>/dev/null; }
+health_mongo()    { python3 "$PROBE" mongo "$HOST" "$MONGO_PORT" 2>/dev/null; }
 health_minio()    { curl -fsS -m 3 -o /dev/null "http://$HOST:$MINIO_PORT/minio/health/live" 2>/dev/null; }
 health_zipkin()   { curl -fsS -m 3 -o /dev/null "http://$HOST:$ZIPKIN_PORT/health" 2>/dev/null; }
 
@@ -132,4 +146,32 @@ rabbitmqctl_ours() {
     names="$(epmd -names 2>/dev/null)" || return 1
     [[ "$names" == *$'\n'"name ${RABBITMQ_NODE%@*} at port"* ]] || return 1
     (rabbitmq_env; "$RABBITMQ_LIBBIN/rabbitmqctl" -n "$RABBITMQ_NODE" "$@")
+}
+
+# --- mongo-java-server ------------------------------------------------------------
+# mongo_server_cmd BACKEND PORT [FILE]: set MONGO_CMD to the command line that runs our
+# launcher. JVM options: CONCILIARE_MONGO_JAVA_OPTS, else a heap by backend. With
+# memory, the heap holds every document of every test run at once, ~3.6x its BSON
+# size; 1 GB ran out with a few vouchers benchmarks and e2e runs side by side. With h2,
+# documents live in the file and the heap only holds caches and query results.
+# ExitOnOutOfMemoryError: a dead server shows up in status.sh; one limping on after
+# an OOM may have half-applied a write.
+mongo_server_cmd() {
+    local opts default="-Xms64m -Xmx1g"
+    if [[ "$1" == memory ]]; then default="-Xms64m -Xmx3g"; fi
+    read -r -a opts <<<"${CONCILIARE_MONGO_JAVA_OPTS:-$default}"
+    MONGO_CMD=(java "${opts[@]}" -XX:+ExitOnOutOfMemoryError -cp "$MONGO_CLASSES:$MONGO_LIB/*"
+        "$MONGO_MAIN_CLASS" "$HOST" "$2" "$1" "${@:3}")
+}
+
+# mongo_backend_of PIDFILE: "h2" or "memory", read from the running launcher's
+# arguments (the environment may have changed since it started); empty if unknown.
+mongo_backend_of() {
+    local pid args
+    pid="$(read_pid "$1")" || return 0
+    args="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 0
+    case "$args" in
+        *" $MONGO_MAIN_CLASS "*" h2 "*) echo h2 ;;
+        *" $MONGO_MAIN_CLASS "*" memory"*) echo memory ;;
+    esac
 }

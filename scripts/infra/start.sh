@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start RabbitMQ, FerretDB, MinIO and Zipkin natively on loopback, as background
+# Start RabbitMQ, MongoDB (mongo-java-server), MinIO and Zipkin natively on loopback, as background
 # daemons, and wait until each one answers. Run install.sh first.
 #
 # State (data, logs, pid files) lives in $CONCILIARE_STATE (default
@@ -10,6 +10,9 @@
 # CONCILIARE_RABBITMQ_DIST_PORT=25672, CONCILIARE_MONGO_PORT=27017,
 # CONCILIARE_MINIO_PORT=9000, CONCILIARE_MINIO_CONSOLE_PORT=9001, CONCILIARE_ZIPKIN_PORT=9411.
 # Timeouts: CONCILIARE_START_TIMEOUT (seconds per server, default 120).
+# MongoDB backend: CONCILIARE_MONGO_BACKEND=h2 (default; data in
+# $CONCILIARE_STATE/mongo/conciliare.mv, kept across restarts) or memory (starts
+# empty, nothing on disk; what test runs use). JVM options: CONCILIARE_MONGO_JAVA_OPTS.
 #
 # RabbitMQ runs as our own Erlang node ($CONCILIARE_RABBITMQ_NODENAME, default
 # conciliare@localhost), never via systemd/init scripts. If Debian's system node
@@ -171,24 +174,40 @@ EOF
 health_rabbitmq_ours() { health_rabbitmq && rabbitmqctl_ours ping >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------------------
-# FerretDB (MongoDB wire protocol on SQLite files in state/ferretdb/data)
+# MongoDB wire protocol: mongo-java-server through our launcher, on an H2 MVStore
+# file in state/mongo/ (CONCILIARE_MONGO_BACKEND=h2, default) or in memory.
 # ---------------------------------------------------------------------------
-start_ferretdb() {
-    local d="$CONCILIARE_STATE/ferretdb"
-    local pidfile="$d/ferretdb.pid" log="$d/ferretdb.log"
-    [[ -x "$FERRETDB_BIN" ]] || die ferretdb "$FERRETDB_BIN not found; run scripts/infra/install.sh"
-    mkdir -p "$d/data"
-    already_up ferretdb "$pidfile" health_ferretdb "$MONGO_PORT" && return
-    if ! read_pid "$pidfile" >/dev/null; then
-        say ferretdb "starting $FERRETDB_VERSION on $HOST:$MONGO_PORT (SQLite in $d/data)"
-        # --debug-addr=- : no metrics/pprof listener (would otherwise grab 8088).
-        # --telemetry=disable : no phoning home (and no network here anyway).
-        launch ferretdb "$pidfile" "$log" "$FERRETDB_BIN" \
-            --handler=sqlite --sqlite-url="file:$d/data/" --state-dir="$d" \
-            --listen-addr="$HOST:$MONGO_PORT" --debug-addr=- --telemetry=disable \
-            --log-level=info
+start_mongo() {
+    local d="$CONCILIARE_STATE/mongo"
+    local pidfile="$d/mongo.pid" log="$d/mongo.log"
+    case "$MONGO_BACKEND" in
+        h2|memory) ;;
+        *) die mongo "CONCILIARE_MONGO_BACKEND=$MONGO_BACKEND: must be h2 or memory" ;;
+    esac
+    mkdir -p "$d"
+    if already_up mongo "$pidfile" health_mongo "$MONGO_PORT"; then
+        # The backend of a running server is whatever it was started with.
+        local running
+        running="$(mongo_backend_of "$pidfile")"
+        if [[ -n "$running" && "$running" != "$MONGO_BACKEND" ]]; then
+            warn mongo "running with backend $running, not $MONGO_BACKEND (CONCILIARE_MONGO_BACKEND); stop.sh first to switch"
+        fi
+        return
     fi
-    PENDING+=("ferretdb|$pidfile|$log|health_ferretdb")
+    if ! read_pid "$pidfile" >/dev/null; then
+        # Checked only now: a server started from an older launcher may still be running.
+        [[ -f "$MONGO_CLASSES/.verified" && -f "$MONGO_LIB/.complete" ]] ||
+            die mongo "launcher $MONGO_LAUNCHER_HASH not built (no $MONGO_CLASSES/.verified); run scripts/infra/install.sh"
+        if [[ "$MONGO_BACKEND" == h2 ]]; then
+            say mongo "starting mongo-java-server $MONGO_SERVER_VERSION on $HOST:$MONGO_PORT (backend h2, $MONGO_DATA_FILE)"
+            mongo_server_cmd h2 "$MONGO_PORT" "$MONGO_DATA_FILE"
+        else
+            say mongo "starting mongo-java-server $MONGO_SERVER_VERSION on $HOST:$MONGO_PORT (backend memory: starts empty)"
+            mongo_server_cmd memory "$MONGO_PORT"
+        fi
+        launch mongo "$pidfile" "$log" "${MONGO_CMD[@]}"
+    fi
+    PENDING+=("mongo|$pidfile|$log|health_mongo")
 }
 
 # ---------------------------------------------------------------------------
@@ -242,7 +261,7 @@ t0=$SECONDS
 # Launch everything first, then wait, so the slow JVM/Erlang boots overlap.
 PENDING=()   # "name|pidfile|log|healthfn[|report_pidfile]" of servers still booting
 start_rabbitmq
-start_ferretdb
+start_mongo
 start_minio
 start_zipkin
 for entry in "${PENDING[@]}"; do
@@ -250,9 +269,10 @@ for entry in "${PENDING[@]}"; do
     wait_up "${args[@]}"
 done
 say all "all servers up in $((SECONDS - t0))s; state in $CONCILIARE_STATE"
+mongo_backend="$(mongo_backend_of "$CONCILIARE_STATE/mongo/mongo.pid")"
 cat <<EOF
     AMQP_URI=amqp://guest:guest@$HOST:$AMQP_PORT/   (management http://$HOST:$RABBITMQ_MGMT_PORT guest/guest)
-    MONGO_URI=mongodb://$HOST:$MONGO_PORT/
+    MONGO_URI=mongodb://$HOST:$MONGO_PORT/   (backend ${mongo_backend:-unknown: not started by these scripts})
     MINIO_ENDPOINT=$HOST:$MINIO_PORT  ($MINIO_ROOT_USER / $MINIO_ROOT_PASSWORD; console http://$HOST:$MINIO_CONSOLE_PORT)
     ZIPKIN=http://$HOST:$ZIPKIN_PORT  (spans: http://$HOST:$ZIPKIN_PORT/api/v2/spans)
 EOF

@@ -17,7 +17,8 @@ line() {  # line NAME HEALTHFN PIDFILE PORTS
 
 line rabbitmq health_rabbitmq "$CONCILIARE_STATE/rabbitmq/rabbitmq.pid" \
     "amqp=$AMQP_PORT management=$RABBITMQ_MGMT_PORT"
-line ferretdb health_ferretdb "$CONCILIARE_STATE/ferretdb/ferretdb.pid" "mongodb=$MONGO_PORT"
+mongo_backend="$(mongo_backend_of "$CONCILIARE_STATE/mongo/mongo.pid")"
+line mongo health_mongo "$CONCILIARE_STATE/mongo/mongo.pid" "mongodb=$MONGO_PORT${mongo_backend:+ backend=$mongo_backend}"
 line minio health_minio "$CONCILIARE_STATE/minio/minio.pid" "s3=$MINIO_PORT console=$MINIO_CONSOLE_PORT"
 line zipkin health_zipkin "$CONCILIARE_STATE/zipkin/zipkin.pid" "http=$ZIPKIN_PORT"
 

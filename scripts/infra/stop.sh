@@ -95,13 +95,16 @@ stop_rabbitmq() {
 
 stop_zipkin()   { stop_pidfile zipkin "$CONCILIARE_STATE/zipkin/zipkin.pid" "$ZIPKIN_JAR"; }
 stop_minio()    { stop_pidfile minio "$CONCILIARE_STATE/minio/minio.pid" "$MINIO_BIN"; }
-stop_ferretdb() { stop_pidfile ferretdb "$CONCILIARE_STATE/ferretdb/ferretdb.pid" "$FERRETDB_BIN"; }
+# SIGTERM runs the launcher's shutdown hook, which closes the H2 store: the last
+# acknowledged writes are on disk once the process is gone. The jar directory
+# (not the launcher hash) identifies it, so a launcher edited since start still matches.
+stop_mongo()    { stop_pidfile mongo "$CONCILIARE_STATE/mongo/mongo.pid" "$MONGO_LIB/"; }
 
 # Each takes a few seconds to shut down gracefully, so stop them in parallel.
 pids=()
 stop_zipkin & pids+=($!)
 stop_minio & pids+=($!)
-stop_ferretdb & pids+=($!)
+stop_mongo & pids+=($!)
 stop_rabbitmq & pids+=($!)
 rc=0
 for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
