@@ -18,7 +18,18 @@ from gateway.documents import DocumentStore
 from gateway.errors import install_error_handlers
 from gateway.identity import IdentityStore
 from gateway.openapi import install_openapi
-from gateway.routers import alliances, auth, enrolments, health, households, offerings, partners, projects
+from gateway.routers import (
+    alliances,
+    auth,
+    enrolments,
+    health,
+    households,
+    offerings,
+    partners,
+    programmes,
+    projects,
+    vouchers,
+)
 from gateway.rpc import RpcClient
 
 log = logging.getLogger("conciliare.gateway")
@@ -119,7 +130,8 @@ def create_app() -> FastAPI:
         dependencies=[Depends(json_numbers_fit)],
     )
     install_error_handlers(app)
-    for module in (auth, health, alliances, partners, projects, offerings, households, enrolments):
+    routers = (auth, health, alliances, partners, projects, offerings, households, enrolments, programmes, vouchers)
+    for module in routers:
         app.include_router(module.router)
     install_openapi(app)
 

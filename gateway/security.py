@@ -36,6 +36,13 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "attendance:write",
             "households:read",
             "households:write",
+            "programmes:read",
+            "programmes:write",
+            "applications:read",
+            "applications:write",
+            "vouchers:read",
+            "vouchers:write",
+            "ledger:read",
         }
     ),
     Role.ALLIANCE_MANAGER: frozenset(
@@ -50,6 +57,13 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "catalog:write",
             "enrolments:read",
             "attendance:read",
+            "programmes:read",
+            "programmes:write",
+            "applications:read",
+            "applications:write",
+            "vouchers:read",
+            "vouchers:write",
+            "ledger:read",
         }
     ),
     Role.PARTNER_OPERATOR: frozenset(
@@ -63,10 +77,24 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "enrolments:write",
             "attendance:read",
             "attendance:write",
+            "programmes:read",
+            "vouchers:read",
+            "vouchers:write",
         }
     ),
     Role.FAMILY: frozenset(
-        {"alliances:read", "catalog:read", "enrolments:read", "enrolments:write", "households:read", "households:write"}
+        {
+            "alliances:read",
+            "catalog:read",
+            "enrolments:read",
+            "enrolments:write",
+            "households:read",
+            "households:write",
+            "programmes:read",
+            "applications:read",
+            "applications:write",
+            "vouchers:read",
+        }
     ),
 }
 
