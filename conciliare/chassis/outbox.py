@@ -83,9 +83,16 @@ class OutboxRelay:
     def _publish_document(
         self, coll: Collection[dict[str, Any]], document_id: Any, records: list[dict[str, Any]], dispatch: Dispatch
     ) -> int:
-        for record in records:
-            dispatch(record["event_type"], record["payload"])
-            coll.update_one({"_id": document_id}, {"$pull": {OUTBOX_FIELD: {"event_id": record["event_id"]}}})
+        published: list[str] = []
+        try:
+            for record in records:
+                dispatch(record["event_type"], record["payload"])
+                published.append(record["event_id"])
+        finally:
+            # One write however many events: the document may be large (a seat aggregate).
+            # If a dispatch failed, what went out is removed and the rest waits for a pass.
+            if published:
+                coll.update_one({"_id": document_id}, {"$pull": {OUTBOX_FIELD: {"event_id": {"$in": published}}}})
         # Clear the flag only if nothing new was queued meanwhile.
         coll.update_one({"_id": document_id, OUTBOX_FIELD: {"$size": 0}}, {"$set": {PENDING_FLAG: False}})
-        return len(records)
+        return len(published)

@@ -15,9 +15,9 @@ from typing import Any, Final
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from conciliare.contracts.taxonomy import AttendanceMode
 from services.enrolment.domain import (
     MAX_ATTENDANCE_HOURS_PER_DAY,
-    AttendanceMode,
     DomainModel,
     EnrolmentStatus,
     ExistingEnrolment,

@@ -1,4 +1,4 @@
-"""Dependency providers of the enrolment service: its database, its decision board,
+"""Dependency providers of the enrolment service: its database, its seat decider,
 and its two RPC fall-backs.
 
 Projections are fed by events; the partners and catalog services are asked by RPC
@@ -8,8 +8,7 @@ now" instead of a worker waiting forever.
 """
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import eventlet
 from eventlet.event import Event
@@ -17,19 +16,21 @@ from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ServiceRpc
 
-from conciliare.chassis.locks import STALE_CHECK_SECONDS
 from conciliare.chassis.mongo import MongoRepositoryProvider
-from services.enrolment import usecases
-from services.enrolment.repository import EnrolmentRepository, ensure_indexes
+from services.enrolment import seating
+from services.enrolment.ports import Repository, Runtime
+from services.enrolment.records import Enrolment
+from services.enrolment.repository import MongoRepository, ensure_indexes
+from services.enrolment.seats import OfferingSeats
 
 log = logging.getLogger(__name__)
 
 REMOTE_TIMEOUT_SECONDS = 5.0
 
 
-class EnrolmentStore(MongoRepositoryProvider[EnrolmentRepository]):
+class EnrolmentStore(MongoRepositoryProvider[MongoRepository]):
     def __init__(self) -> None:
-        super().__init__("enrolment", EnrolmentRepository, ensure_indexes)
+        super().__init__("enrolment", MongoRepository, ensure_indexes)
 
 
 class RemoteFetcher:
@@ -80,107 +81,94 @@ class SnapshotRpc(_FetchRpc):
         super().__init__("catalog", "get_snapshot", "offering_id")
 
 
-# --- waiting for decisions without polling the database -------------------------------
+# --- deciding seats in batches ----------------------------------------------------------------
 
-DECIDER_POLL_SECONDS = 0.025
-
-
-@dataclass
-class _Waiter:
-    event: Event = field(default_factory=Event)
-    since: float = 0.0
+# Below the gateway's RPC timeout: past it the request is answered "requested" and
+# the relay timer decides it.
+DECISION_WAIT_SECONDS: Final = 7.0
 
 
-class DecisionBoard:
+class SeatDecider:
     """One deciding loop per offering per process; request workers wait on it.
 
-    A request worker registers its enrolment id and sleeps on a green event. The
-    offering's loop takes the offering's lock whenever it is free, decides every
-    waiting request (``usecases.drain``), wakes the local workers whose enrolments
-    it made, and reads back (once) those decided by the other instance meanwhile.
-    Ten waiting workers cost one lock attempt per poll, not ten reads each.
+    A worker whose request is stored hands it over and sleeps on a green event. The
+    offering's loop takes every request waiting at that moment, decides them in one
+    write of the offering's seats (``seating.decide``), wakes their workers with the
+    result, and goes again while requests keep arriving. So a burst costs one
+    conditional write per batch, and the only writers racing on an offering's seats
+    are the two instances' loops (plus cancellations and catalog events), never every
+    worker. If the write fails (the database away, every retry lost) the batch's
+    workers answer "requested" and the relay timer decides those requests.
     """
 
     def __init__(self) -> None:
-        self._waiting: dict[str, dict[str, list[_Waiter]]] = {}
+        self._waiting: dict[str, dict[str, tuple[Enrolment, list[Event]]]] = {}
         self._loops: set[str] = set()
+        self._publishing: set[str] = set()
+        self._publish_again: set[str] = set()
 
-    def wait(
-        self, repo: EnrolmentRepository, enrolment_id: str, offering_id: str, runtime: usecases.Runtime
-    ) -> dict[str, Any] | None:
-        """The decided enrolment, or None if still undecided after the wait budget."""
-        waiter = _Waiter(since=runtime.monotonic())
-        self._waiting.setdefault(offering_id, {}).setdefault(enrolment_id, []).append(waiter)
+    def decide(self, repo: Repository, runtime: Runtime, request: Enrolment) -> OfferingSeats | None:
+        """The seats once ``request`` is decided, or None if still undecided after the wait."""
+        offering_id = request.offering_id
+        event = Event()
+        self._waiting.setdefault(offering_id, {}).setdefault(request.id, (request, []))[1].append(event)
         if offering_id not in self._loops:
             self._loops.add(offering_id)
-            eventlet.spawn_n(self._decide, repo, offering_id, runtime)
-        decided: dict[str, Any] | None = None
-        with eventlet.Timeout(usecases.DECISION_WAIT_SECONDS, False):
-            decided = waiter.event.wait()
-        if decided is None:
-            self._forget(offering_id, enrolment_id, waiter)
+            eventlet.spawn_n(self._run, repo, runtime, offering_id)
+        decided: OfferingSeats | None = None
+        with eventlet.Timeout(DECISION_WAIT_SECONDS, False):
+            decided = event.wait()
         return decided
 
-    def _forget(self, offering_id: str, enrolment_id: str, waiter: _Waiter) -> None:
-        waiters = self._waiting.get(offering_id, {}).get(enrolment_id, [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-        if not waiters:
-            self._waiting.get(offering_id, {}).pop(enrolment_id, None)
-
-    def _wake(self, offering_id: str, doc: dict[str, Any]) -> None:
-        for waiter in self._waiting.get(offering_id, {}).pop(doc["_id"], []):
-            waiter.event.send(doc)
-
-    def _decide(self, repo: EnrolmentRepository, offering_id: str, runtime: usecases.Runtime) -> None:
-        key = usecases.offering_lock_key(offering_id)
-        next_stale_check = runtime.monotonic() + STALE_CHECK_SECONDS
+    def _run(self, repo: Repository, runtime: Runtime, offering_id: str) -> None:
         try:
             while self._waiting.get(offering_id):
+                batch = self._waiting.pop(offering_id)
+
+                def wake(seats: OfferingSeats | None, batch: dict[str, tuple[Enrolment, list[Event]]] = batch) -> None:
+                    for _, events in batch.values():
+                        for event in events:
+                            if not event.ready():
+                                event.send(seats)
+
+                requests = [request for request, _ in batch.values()]
                 try:
-                    token = repo.try_lock(key, runtime.now(), usecases.LOCK_LEASE_SECONDS)
-                except Exception:  # database away for a moment: keep the waiters, retry
-                    log.exception("cannot take the lock of offering %s", offering_id)
-                    runtime.sleep(0.2)
-                    continue
-                if token is None:
-                    if runtime.monotonic() >= next_stale_check:
-                        repo.break_stale_lock(key, runtime.now())
-                        next_stale_check = runtime.monotonic() + STALE_CHECK_SECONDS
-                    runtime.sleep(DECIDER_POLL_SECONDS)
-                    continue
-                started = runtime.monotonic()
-                decided: list[dict[str, Any]] = []
-                try:
-                    decided = usecases.drain(repo, offering_id, runtime)
-                except Exception:  # the next round (or the relay timer) finishes the journal
-                    log.exception("allocation pass for offering %s failed", offering_id)
+                    seating.decide(repo, runtime, offering_id, requests, wake, publish_events=False)
+                except Exception:  # the requests are stored: the relay timer decides them
+                    log.exception("deciding %d requests of offering %s failed", len(batch), offering_id)
                 finally:
-                    repo.release_lock(token)
-                for doc in decided:
-                    self._wake(offering_id, doc)
-                # Requests queued before this pass and not made by it were decided by
-                # another instance: read them once.
-                waiting = self._waiting.get(offering_id, {})
-                for enrolment_id in [e for e, ws in waiting.items() if any(w.since < started for w in ws)]:
-                    found = repo.get_enrolment(enrolment_id)
-                    if found is not None:
-                        self._wake(offering_id, found)
-                if self._waiting.get(offering_id):
-                    runtime.sleep(DECIDER_POLL_SECONDS)
+                    wake(None)
+                self._publish_soon(repo, runtime, offering_id)
         finally:
             # No green-thread switch between the emptiness check and this line: a
-            # worker that registers afterwards starts a new loop.
+            # worker that hands a request over afterwards starts a new loop.
             self._loops.discard(offering_id)
-            if not self._waiting.get(offering_id):
-                self._waiting.pop(offering_id, None)
+
+    def _publish_soon(self, repo: Repository, runtime: Runtime, offering_id: str) -> None:
+        """Publish the offering's events beside the deciding loop, one publisher at a time."""
+        if offering_id in self._publishing:
+            self._publish_again.add(offering_id)
+            return
+        self._publishing.add(offering_id)
+
+        def publish() -> None:
+            try:
+                while True:
+                    self._publish_again.discard(offering_id)
+                    seating.publish(repo, runtime, offering_id)
+                    if offering_id not in self._publish_again:
+                        return
+            finally:
+                self._publishing.discard(offering_id)
+
+        eventlet.spawn_n(publish)
 
 
 class Decisions(DependencyProvider):  # type: ignore[misc]
-    """Hands every worker the container's decision board."""
+    """Hands every worker the container's seat decider."""
 
     def setup(self) -> None:
-        self.board = DecisionBoard()
+        self.decider = SeatDecider()
 
-    def get_dependency(self, worker_ctx: Any) -> DecisionBoard:
-        return self.board
+    def get_dependency(self, worker_ctx: Any) -> SeatDecider:
+        return self.decider

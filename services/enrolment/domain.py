@@ -1,7 +1,8 @@
-"""Enrolment domain: households, children, eligibility, enrolment lifecycle, waitlist.
+"""Enrolment domain: households, children, eligibility, the enrolment lifecycle.
 
-Pure rules over pydantic models, no I/O: the service layer loads, calls these and
-stores. Every rule about who may enrol where, and how an enrolment moves, is here.
+Pure rules over pydantic models, no I/O: the use-case modules load, call these and
+store. Every rule about who may enrol where, and how an enrolment moves, is here;
+the rule that allocates an offering's seats is the aggregate in ``seats.py``.
 
 Validation failures are pydantic ``ValidationError`` items whose ``type`` is a stable
 code (``codice_fiscale_invalid``, ``birth_date_mismatch`` ...) and whose ``msg`` is
@@ -13,6 +14,7 @@ import calendar
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, NoReturn
@@ -31,6 +33,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from conciliare.contracts.common import Contract
+from conciliare.contracts.partners import MembershipStatus
+from conciliare.contracts.taxonomy import ATTENDANCE_MODE_LABELS, AttendanceMode, OfferingStatus, PriceUnit, SpecialNeed
 from conciliare.errors import Conflict
 
 ROME: Final = ZoneInfo("Europe/Rome")
@@ -73,59 +77,25 @@ def format_date(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-# --- shared vocabulary (same values as services/catalog/taxonomy.py) ---------------
+# --- vocabulary ----------------------------------------------------------------------
+# The catalog's enums come from ``conciliare.contracts.taxonomy``; only the wording of
+# this service's messages lives here (labels, never values).
 
-
-class SpecialNeed(StrEnum):
-    DSA = "dsa"
-    ADHD = "adhd"
-    BES = "bes"
-    DISABILITA = "disabilita"
-
-
-SPECIAL_NEED_LABELS: Final[Mapping[SpecialNeed, str]] = {
+# Short names for the family's refusal messages ("non è attrezzato per: DSA, ADHD").
+NEED_SHORT_LABELS: Final[Mapping[SpecialNeed, str]] = {
     SpecialNeed.DSA: "DSA",
     SpecialNeed.ADHD: "ADHD",
     SpecialNeed.BES: "BES",
     SpecialNeed.DISABILITA: "disabilità",
 }
 
-
-class AttendanceMode(StrEnum):
-    FULL = "full"
-    CHOSEN_DAYS = "chosen_days"
-    HOUR_PACKAGE = "hour_package"
-
-
-ATTENDANCE_MODE_LABELS: Final[Mapping[AttendanceMode, str]] = {
-    AttendanceMode.FULL: "frequenza completa",
-    AttendanceMode.CHOSEN_DAYS: "giorni a scelta",
-    AttendanceMode.HOUR_PACKAGE: "pacchetto di ore",
-}
-
-
-class OfferingStatus(StrEnum):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    SUSPENDED = "suspended"
-    ARCHIVED = "archived"
-
-
-OFFERING_STATUS_LABELS: Final[Mapping[OfferingStatus, str]] = {
+# "Il servizio ... è sospeso": the taxonomy's labels agree with "offerta", not "servizio".
+SERVICE_STATUS_LABELS: Final[Mapping[OfferingStatus, str]] = {
     OfferingStatus.DRAFT: "in bozza",
     OfferingStatus.PUBLISHED: "pubblicato",
     OfferingStatus.SUSPENDED: "sospeso",
     OfferingStatus.ARCHIVED: "archiviato",
 }
-
-
-class PriceUnit(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-    FLAT = "flat"
-
 
 WEEKDAY_LABELS: Final[Mapping[int, str]] = {
     1: "lunedì",
@@ -550,6 +520,7 @@ class OfferingProjection(DomainModel):
     offering_id: Identifier
     alliance_id: Identifier
     provider_partner_id: Identifier
+    title: str = ""
     status: OfferingStatus
     capacity: int
     age_range: AgeRange
@@ -574,6 +545,69 @@ class OfferingProjection(DomainModel):
         if value < 0:
             _fail("capacity_negative", "La capienza non può essere negativa")
         return value
+
+    @property
+    def accepts_requests(self) -> bool:
+        """Whether families may ask for a seat (only a published offering takes them)."""
+        return self.status is OfferingStatus.PUBLISHED
+
+
+# --- alliances as the enrolment service knows them -----------------------------------
+
+FORMALIZED: Final = MembershipStatus.FORMALIZED.value
+NOT_FORMALIZED: Final = "not_formalized"
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """The newest known membership status of a partner in an alliance, and since when."""
+
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Territory:
+    """Local copy of an alliance's territory: its Comuni and its formalized partners.
+
+    Fed by ``alliance.created`` and ``membership.changed`` events, which may arrive
+    late or twice: the newest change of each membership wins. When this service never
+    saw the events, the partners service's answer is applied the same way
+    (``healed``). ``version`` counts stored revisions (optimistic concurrency).
+    """
+
+    alliance_id: str
+    comuni_istat: frozenset[str] | None = None
+    members: Mapping[str, MemberState] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def known(self) -> bool:
+        """Whether the Comuni are known (membership events may come before the alliance's)."""
+        return self.comuni_istat is not None
+
+    @property
+    def formalized_partner_ids(self) -> frozenset[str]:
+        return frozenset(p for p, m in self.members.items() if m.status == FORMALIZED)
+
+    def with_comuni(self, comuni_istat: Iterable[str]) -> "Territory":
+        return replace(self, comuni_istat=frozenset(comuni_istat))
+
+    def with_membership(self, partner_id: str, status: str, at: datetime) -> "Territory":
+        """The territory after a membership change, unless a newer change is known."""
+        current = self.members.get(partner_id)
+        if current is not None and current.at > at:
+            return self
+        return replace(self, members={**self.members, partner_id: MemberState(status, at)})
+
+    def healed(self, comuni_istat: Iterable[str], formalized: AbstractSet[str], at: datetime) -> "Territory":
+        """The territory after the partners service answered, as of ``at``, what it is."""
+        territory = self.with_comuni(comuni_istat)
+        for partner_id in sorted(formalized):
+            territory = territory.with_membership(partner_id, FORMALIZED, at)
+        for partner_id in sorted(territory.formalized_partner_ids - formalized):
+            territory = territory.with_membership(partner_id, NOT_FORMALIZED, at)
+        return territory
 
 
 # --- enrolments ---------------------------------------------------------------------
@@ -656,10 +690,10 @@ ACTIVE_STATUSES: Final = frozenset({EnrolmentStatus.REQUESTED, EnrolmentStatus.C
 
 
 class ExistingEnrolment(DomainModel):
-    """A stored enrolment, as the rules need it.
+    """A stored enrolment, as the eligibility and attendance rules need it.
 
-    ``requested_at`` must be timezone-aware; ``sequence`` is a per-offering counter
-    the service assigns at request time, breaking ties of equal timestamps.
+    ``requested_at`` must be timezone-aware. (The order of arrival among the
+    requests of an offering is the seats aggregate's business: ``seats.py``.)
     """
 
     enrolment_id: Identifier
@@ -671,7 +705,6 @@ class ExistingEnrolment(DomainModel):
     hours: float | None = Field(None, validate_default=True)
     status: EnrolmentStatus
     requested_at: datetime
-    sequence: int
 
     @field_validator("chosen_weekdays")
     @classmethod
@@ -691,17 +724,8 @@ class ExistingEnrolment(DomainModel):
             _fail("requested_at_naive", "L'istante della richiesta deve indicare il fuso orario")
         return value
 
-    @field_validator("sequence")
-    @classmethod
-    def _sequence_not_negative(cls, value: int) -> int:
-        if value < 0:
-            _fail("sequence_negative", "Il numero progressivo non può essere negativo")
-        return value
 
-
-def new_enrolment(
-    request: EnrolmentRequest, *, enrolment_id: str, requested_at: datetime, sequence: int
-) -> ExistingEnrolment:
+def new_enrolment(request: EnrolmentRequest, *, enrolment_id: str, requested_at: datetime) -> ExistingEnrolment:
     """The enrolment a request creates, in status ``requested``."""
     return ExistingEnrolment(
         enrolment_id=enrolment_id,
@@ -713,7 +737,6 @@ def new_enrolment(
         hours=request.hours,
         status=EnrolmentStatus.REQUESTED,
         requested_at=requested_at,
-        sequence=sequence,
     )
 
 
@@ -770,7 +793,7 @@ def check_eligibility(
     if offering.status is not OfferingStatus.PUBLISHED:
         refuse(
             RefusalCode.OFFERING_NOT_PUBLISHED,
-            f"Il servizio non accetta iscrizioni: è {OFFERING_STATUS_LABELS[offering.status]}",
+            f"Il servizio non accetta iscrizioni: è {SERVICE_STATUS_LABELS[offering.status]}",
         )
 
     calendar_periods = merge_periods(offering.periods)
@@ -806,7 +829,7 @@ def check_eligibility(
 
     unsupported = child_needs.needs - offering.special_needs_supported
     if unsupported:
-        names = _join(SPECIAL_NEED_LABELS[n] for n in SpecialNeed if n in unsupported)
+        names = _join(NEED_SHORT_LABELS[n] for n in SpecialNeed if n in unsupported)
         refuse(
             RefusalCode.NEEDS_NOT_SUPPORTED,
             f"Il servizio non è attrezzato per questi bisogni del bambino: {names}",
@@ -882,34 +905,3 @@ def transition(current: EnrolmentStatus, target: EnrolmentStatus) -> EnrolmentSt
 def apply_transition(enrolment: ExistingEnrolment, target: EnrolmentStatus) -> ExistingEnrolment:
     """A copy of ``enrolment`` in status ``target``, if the move is allowed."""
     return enrolment.model_copy(update={"status": transition(enrolment.status, target)})
-
-
-# --- capacity and waitlist ----------------------------------------------------------
-
-
-def free_seats(capacity: int, confirmed_count: int) -> int:
-    """Seats still free; never negative even if data was over-booked."""
-    return max(0, capacity - confirmed_count)
-
-
-def acceptance_outcome(capacity: int, confirmed_count: int) -> EnrolmentStatus:
-    """Where an accepted request goes: confirmed while seats are free, else waitlisted."""
-    if free_seats(capacity, confirmed_count) > 0:
-        return EnrolmentStatus.CONFIRMED
-    return EnrolmentStatus.WAITLISTED
-
-
-def waitlist_order_key(enrolment: ExistingEnrolment) -> tuple[datetime, int]:
-    """FIFO: first requested first served; the sequence breaks equal timestamps."""
-    return enrolment.requested_at, enrolment.sequence
-
-
-def promotions(waitlisted: Sequence[ExistingEnrolment], free_seats: int) -> list[ExistingEnrolment]:
-    """The waitlisted enrolments to confirm for ``free_seats`` seats, in FIFO order.
-
-    Entries not in status ``waitlisted`` are ignored; all must share one offering.
-    """
-    if len({e.offering_id for e in waitlisted}) > 1:
-        raise ValueError("promotions are computed for one offering at a time")
-    queue = sorted((e for e in waitlisted if e.status is EnrolmentStatus.WAITLISTED), key=waitlist_order_key)
-    return queue[: max(0, free_seats)]

@@ -1,130 +1,108 @@
-"""Storage of the enrolment service: the only code that knows its MongoDB layout.
+"""Storage of the enrolment service: the only code that knows its MongoDB documents.
 
-Written for what MongoDB *and* FerretDB 1.x (SQLite backend) both guarantee. On
-FerretDB 1.24 an update is a read, a change in Go and a full-document rewrite, not
-one atomic step: a conditional ``$inc`` lets 300 concurrent callers "win" 20 seats
-and loses increments, and any two concurrent updates of one document can lose one
-of them. What *is* atomic on both servers is inserting a document whose ``_id`` (or
-unique key) is taken, and deleting a document (the count tells who deleted it).
-So every document that several workers may change is changed only under a lease
-lock made of those two operations (``try_lock``), and one-of-a-kind facts (one
-household per user, one request per idempotency key) are unique inserts.
-
-FerretDB also pushes only ``{"_id": <string>}`` filters down to SQLite; any other
-query reads the whole collection. And while reading or inserting by ``_id`` costs
-the same at any size, an update or a delete by ``_id`` costs time proportional to
-the collection (its write path does not use the ``_id`` index: ~15 ms at 4,000
-documents). The request path therefore only reads by ``_id`` and inserts; it
-updates and deletes only in small collections (locks, undecided requests, one
-ledger per offering).
-
-Worse, a read by ``_id`` is a scan too (FerretDB's ``_id`` filter does not match
-the expression its ``_id`` index is built on), stopping at the first match: the
-cost grows with the rows before the document, and the newest documents (the ones
-a click day reads) are last. So the collections that grow with use and are read
-by ``_id`` on the request path (children, their needs and enrolment lists, the
-enrolments, the audit log, attendance) are split by a hash of their key into
-``SHARDS`` physical collections (``children_00`` ... ``children_31``): a read
-scans a thirty-second of the rows. Queries on other fields visit every shard.
+Written for what MongoDB and mongo-java-server (the native server) both guarantee:
+one write to one document is atomic (``$push``, ``$pull``, an update conditional on
+``version``) and unique indexes (``_id`` first) refuse duplicates. mongo-java-server
+finds documents only by ``_id`` or a unique key (a filter of ``_id`` *and* another
+field scans) and serialises the operations on a collection, so:
+- the request path reads and writes by ``_id`` only: the child (with its own list of
+  enrolments, for overlap checks), the enrolment, the undecided-request marker, the
+  projections, the offering's seats;
+- conditional writes (``{_id, version}``) go to small collections only: ``seats``
+  (the seat aggregate with its outbox, one document per offering), ``offerings`` and
+  ``alliances``; they are read without their outbox (``WHOLE``), which no reader
+  needs; the relay timer scans ``seats`` and ``undecided``
+  (requests in flight), both small;
+- staff lists (by provider, by alliance) and the audit trail scan: not on the
+  click-day path; on MongoDB the secondary indexes below serve them.
 """
 
-import zlib
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
 from typing import Any, Final
 
-from pymongo import ASCENDING
-from pymongo.collection import Collection
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from conciliare.chassis.inbox import Inbox
-from conciliare.chassis.locks import LeaseLocks
-from conciliare.chassis.outbox import PENDING_FLAG
+from conciliare.chassis.outbox import OUTBOX_FIELD, OutboxRelay, attach_events, push_events
+from conciliare.contracts.common import IntegrationEvent, new_id
+from conciliare.contracts.identity import Role
+from conciliare.contracts.taxonomy import AttendanceMode
+from services.enrolment.domain import (
+    ChildNeeds,
+    Employment,
+    EnrolmentStatus,
+    Guardian,
+    HouseholdSpec,
+    Isee,
+    IseeKind,
+    MemberState,
+    OfferingProjection,
+    Period,
+    Territory,
+)
+from services.enrolment.ports import Dispatch
+from services.enrolment.records import (
+    AttendanceMonth,
+    AuditEntry,
+    AuditPurpose,
+    Child,
+    Enrolment,
+    EnrolmentFilter,
+    Household,
+    ListedEnrolment,
+    RecordedDay,
+    Undecided,
+)
+from services.enrolment.seats import Cancellation, OfferingSeats, Rejection
 
 Document = dict[str, Any]
-DUPLICATE_KEY = 11000
-SHARDS: Final = 32
 
+# Collections whose documents carry an outbox (events written with the state change).
+OUTBOX_COLLECTIONS = ("seats",)
 
-class Sharded:
-    """One logical collection stored as ``SHARDS`` collections, by a hash of a key."""
-
-    def __init__(self, db: Database[Document], name: str) -> None:
-        self.db = db
-        self.name = name
-
-    def of(self, key: str) -> Collection[Document]:
-        """The shard holding the documents of ``key`` (an id, or the id they belong to)."""
-        return self.db[f"{self.name}_{zlib.crc32(key.encode()) % SHARDS:02d}"]
-
-    def all(self) -> list[Collection[Document]]:
-        return [self.db[f"{self.name}_{index:02d}"] for index in range(SHARDS)]
-
-    def find(self, query: Document) -> list[Document]:
-        """Every matching document, from every shard (not for the request path)."""
-        return [doc for shard in self.all() for doc in shard.find(query)]
-
-    def by_ids(self, ids: Iterable[str]) -> dict[str, Document]:
-        """Documents by ``_id``: one query per shard concerned."""
-        by_shard: dict[str, list[str]] = {}
-        for key in ids:
-            by_shard.setdefault(self.of(key).name, []).append(key)
-        found: dict[str, Document] = {}
-        for name, keys in by_shard.items():
-            query: Document = {"_id": keys[0]} if len(keys) == 1 else {"_id": {"$in": keys}}
-            found.update((doc["_id"], doc) for doc in self.db[name].find(query))
-        return found
+# A document read to apply a rule and write back: everything but the events waiting
+# in its outbox, which can be many (a click day's decisions) and no reader needs.
+# (mongo-java-server 1.47's torn plain reads are fixed in the server's launcher,
+# scripts/infra/mongo-server, and checked by tests/integration/test_database_semantics.py.)
+WHOLE: Final[Document] = {OUTBOX_FIELD: 0}
 
 
 def ensure_indexes(db: Database[Document]) -> None:
-    # Unique indexes are the concurrency guards (both servers enforce them
-    # atomically); the others only speed MongoDB up, FerretDB 1.x ignores them.
-    LeaseLocks(db).ensure_indexes()
-    db.households.create_index("owner_subject")
-    db.enrolment_requests.create_index("offering_id")
-    db.ledgers.create_index(PENDING_FLAG)
-    for shard in Sharded(db, "children").all():
-        shard.create_index("household_id")
-    for shard in Sharded(db, "enrolments").all():
-        shard.create_index([("offering_id", ASCENDING), ("status", ASCENDING)])
-        shard.create_index("owner_subject")
-        shard.create_index("provider_partner_id")
-        shard.create_index("alliance_id")
-    for shard in Sharded(db, "audit_log").all():
-        shard.create_index([("child_id", ASCENDING), ("at", ASCENDING)])
+    # Unique ``_id``s are the only guards this code needs. The others serve staff
+    # queries on MongoDB; mongo-java-server accepts and ignores them.
+    db.households.create_index("created_at")
+    db.enrolments.create_index("owner_subject")
+    db.enrolments.create_index("provider_partner_id")
+    db.enrolments.create_index("alliance_id")
+    db.audit_log.create_index([("child_id", ASCENDING), ("at", ASCENDING)])
+    db.undecided.create_index("noted_at")
+    OutboxRelay(db, OUTBOX_COLLECTIONS).ensure_indexes()
     Inbox(db).ensure_indexes()
 
 
-class EnrolmentRepository:
+def _by_ids(ids: Sequence[str]) -> Document:
+    # One id alone is what every server answers from the ``_id`` index; ``$in`` on
+    # ``_id`` is too (mongo-java-server included).
+    return {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": list(ids)}}
+
+
+class MongoRepository:
+    """``ports.Repository`` on MongoDB (one service database)."""
+
     def __init__(self, db: Database[Document]) -> None:
         self.db = db
-        self.locks = LeaseLocks(db)
         self.inbox = Inbox(db)
-        self.children = Sharded(db, "children")
-        self.child_needs = Sharded(db, "child_needs")
-        self.child_enrolments = Sharded(db, "child_enrolments")
-        # Keyed by household + codice fiscale: one child per code in a household.
-        self.child_claims = Sharded(db, "child_claims")
-        self.enrolments = Sharded(db, "enrolments")
-        self.audit_log = Sharded(db, "audit_log")
-        self.attendance = Sharded(db, "attendance")
+        self.outbox = OutboxRelay(db, OUTBOX_COLLECTIONS)
 
-    # --- lease locks ------------------------------------------------------------
+    def ping(self) -> None:
+        self.db.command("ping")
 
-    def try_lock(self, key: str, now: datetime, lease_seconds: float) -> str | None:
-        return self.locks.try_lock(key, now, lease_seconds)
+    # --- households ---------------------------------------------------------------------
 
-    def release_lock(self, token: str) -> None:
-        self.locks.release(token)
-
-    def break_stale_lock(self, key: str, now: datetime) -> bool:
-        return self.locks.break_stale(key, now)
-
-    # --- households ---------------------------------------------------------------
-
-    def claim_owner(self, owner_subject: str, household_id: str) -> str:
-        """Bind ``owner_subject`` to ``household_id`` unless bound already; return the bound id."""
+    def claim_household(self, owner_subject: str, household_id: str) -> str:
         try:
             self.db.household_owners.insert_one({"_id": owner_subject, "household_id": household_id})
         except DuplicateKeyError:
@@ -137,208 +115,478 @@ class EnrolmentRepository:
         found = self.db.household_owners.find_one({"_id": owner_subject})
         return str(found["household_id"]) if found else None
 
-    def insert_household(self, doc: Document) -> bool:
+    def add_household(self, household: Household) -> bool:
+        doc = {
+            "_id": household.id,
+            "owner_subject": household.owner_subject,
+            **household.spec.model_dump(mode="json"),
+            "created_at": household.created_at,
+            "child_ids": list(household.child_ids),
+        }
         try:
             self.db.households.insert_one(doc)
         except DuplicateKeyError:
             return False
         return True
 
-    def get_household(self, household_id: str) -> Document | None:
-        return self.db.households.find_one({"_id": household_id})
+    def household(self, household_id: str) -> Household | None:
+        found = self.db.households.find_one({"_id": household_id})
+        return _household(found) if found else None
 
-    def find_households(self, limit: int, offset: int) -> tuple[list[Document], int]:
+    def households(self, limit: int, offset: int) -> tuple[list[Household], int]:
         total = self.db.households.count_documents({})
-        cursor = self.db.households.find({}).sort("created_at", ASCENDING).skip(offset).limit(limit)
-        return list(cursor), total
+        cursor = self.db.households.find({}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [_household(doc) for doc in cursor.skip(offset).limit(limit)], total
 
-    # --- children and their needs ---------------------------------------------------
+    # --- children and their needs ----------------------------------------------------------
 
-    def insert_needs(self, child_id: str, needs: list[str], now: datetime) -> None:
-        """Store a child's needs (replacing what an interrupted registration left)."""
-        shard = self.child_needs.of(child_id)
+    def claim_child(self, household_id: str, codice_fiscale: str, child_id: str) -> str:
+        key = f"{household_id}:{codice_fiscale}"
         try:
-            shard.insert_one({"_id": child_id, "needs": needs, "updated_at": now})
+            self.db.child_claims.insert_one({"_id": key, "child_id": child_id})
         except DuplicateKeyError:
-            shard.replace_one({"_id": child_id}, {"needs": needs, "updated_at": now})
-
-    def get_needs(self, child_id: str) -> list[str] | None:
-        found = self.child_needs.of(child_id).find_one({"_id": child_id})
-        return list(found["needs"]) if found else None
-
-    def needs_of(self, child_ids: Iterable[str]) -> dict[str, list[str]]:
-        return {key: list(doc["needs"]) for key, doc in self.child_needs.by_ids(child_ids).items()}
-
-    def claim_child(self, household_cf: str, child_id: str) -> str:
-        """Reserve a codice fiscale in a household for ``child_id``; return the id holding it."""
-        claims = self.child_claims.of(household_cf)
-        try:
-            claims.insert_one({"_id": household_cf, "child_id": child_id})
-        except DuplicateKeyError:
-            found = claims.find_one({"_id": household_cf})
+            found = self.db.child_claims.find_one({"_id": key})
             assert found is not None
             return str(found["child_id"])
         return child_id
 
-    def insert_child(self, doc: Document) -> bool:
-        """False if a child with this id exists already."""
-        try:
-            self.children.of(doc["_id"]).insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+    def store_needs(self, child_id: str, needs: ChildNeeds, at: datetime) -> None:
+        doc = {"needs": sorted(need.value for need in needs.needs), "updated_at": at}
+        self.db.child_needs.replace_one({"_id": child_id}, doc, upsert=True)
 
-    def get_child(self, child_id: str) -> Document | None:
-        return self.children.of(child_id).find_one({"_id": child_id})
-
-    def children_of(self, household_id: str) -> list[Document]:
-        found = self.children.find({"household_id": household_id})
-        return sorted(found, key=lambda c: (c["last_name"], c["first_name"], c["_id"]))
-
-    def child_enrolment_items(self, child_id: str) -> list[Document]:
-        """The child's enrolments, oldest first: ``<child_id>:0000``, ``:0001`` ... until a gap.
-
-        Insert-only documents read by ``_id``: a ``$push`` into the child's
-        document would rewrite it at a cost proportional to the collection.
-        """
-        shard = self.child_enrolments.of(child_id)
-        items: list[Document] = []
-        while (found := shard.find_one({"_id": f"{child_id}:{len(items):04d}"})) is not None:
-            items.append(found)
-        return items
-
-    def add_child_enrolment_item(self, child_id: str, index: int, item: Document) -> bool:
-        """Append at ``index``; False if another request took that index first."""
-        try:
-            self.child_enrolments.of(child_id).insert_one({"_id": f"{child_id}:{index:04d}", **item})
-        except DuplicateKeyError:
-            return False
-        return True
-
-    # --- audit log of special-category data ----------------------------------------------
-
-    def audit(self, entries: list[Document]) -> None:
-        """Store who read which child's needs (sharded by child, so a child's trail is together)."""
-        by_shard: dict[str, list[Document]] = {}
-        for entry in entries:
-            by_shard.setdefault(self.audit_log.of(entry["child_id"]).name, []).append(entry)
-        for name, shard_entries in by_shard.items():
-            self.db[name].insert_many(shard_entries)
-
-    def audit_entries(self, child_id: str) -> list[Document]:
-        return list(self.audit_log.of(child_id).find({"child_id": child_id}).sort("at", ASCENDING))
-
-    # --- projections fed by events ---------------------------------------------------------
-
-    def get_offering(self, offering_id: str) -> Document | None:
-        return self.db.offerings.find_one({"_id": offering_id})
-
-    def save_offering(self, doc: Document) -> None:
-        """Replace the projection (caller holds the offering's lock)."""
-        self.db.offerings.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    def get_alliance(self, alliance_id: str) -> Document | None:
-        return self.db.alliances.find_one({"_id": alliance_id})
-
-    def save_alliance(self, doc: Document) -> None:
-        """Replace the projection (caller holds the alliance's lock)."""
-        self.db.alliances.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    # --- seat ledgers -------------------------------------------------------------------
-
-    def get_ledger(self, offering_id: str) -> Document | None:
-        return self.db.ledgers.find_one({"_id": offering_id})
-
-    def save_ledger(self, offering_id: str, fields: Document) -> None:
-        """One single-document write of the allocation state (caller holds the offering's lock)."""
-        self.db.ledgers.update_one({"_id": offering_id}, {"$set": fields}, upsert=True)
-
-    def ledgers_with_pending_work(self) -> list[str]:
-        return [doc["_id"] for doc in self.db.ledgers.find({PENDING_FLAG: True}, {"_id": 1})]
-
-    # --- requests not yet decided ------------------------------------------------------------
-
-    def insert_request(self, doc: Document) -> bool:
-        try:
-            self.db.enrolment_requests.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
-
-    def get_request(self, enrolment_id: str) -> Document | None:
-        return self.db.enrolment_requests.find_one({"_id": enrolment_id})
-
-    def pending_requests(self, offering_id: str, limit: int) -> list[Document]:
-        cursor = (
-            self.db.enrolment_requests.find({"offering_id": offering_id})
-            .sort([("requested_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
-        return list(cursor)
-
-    def offerings_with_requests_before(self, before: datetime) -> set[str]:
-        docs = self.db.enrolment_requests.find({"requested_at": {"$lt": before}}, {"offering_id": 1})
-        return {doc["offering_id"] for doc in docs}
-
-    def delete_requests(self, ids: list[str]) -> None:
-        if ids:
-            self.db.enrolment_requests.delete_many({"_id": {"$in": ids}})
-
-    # --- enrolments -------------------------------------------------------------------------
-
-    def insert_enrolments(self, docs: list[Document]) -> None:
-        """Insert decided enrolments; ones already there (a replayed journal) are kept."""
-        by_shard: dict[str, list[Document]] = {}
-        for doc in docs:
-            by_shard.setdefault(self.enrolments.of(doc["_id"]).name, []).append(doc)
-        for name, shard_docs in by_shard.items():
-            try:
-                self.db[name].insert_many(shard_docs, ordered=False)
-            except BulkWriteError as exc:
-                if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-                    raise
-
-    def set_enrolment_fields(self, enrolment_id: str, fields: Document) -> None:
-        self.enrolments.of(enrolment_id).update_one({"_id": enrolment_id}, {"$set": fields})
-
-    def get_enrolment(self, enrolment_id: str) -> Document | None:
-        return self.enrolments.of(enrolment_id).find_one({"_id": enrolment_id})
-
-    def enrolments_by_ids(self, ids: list[str]) -> dict[str, Document]:
-        return self.enrolments.by_ids(ids)
-
-    def find_enrolments(self, query: Document, limit: int, offset: int) -> tuple[list[Document], int]:
-        """Newest first, paginated across shards."""
-        found = self.enrolments.find(query)
-        found.sort(key=lambda d: d["_id"])
-        found.sort(key=lambda d: d["requested_at"], reverse=True)
-        return found[offset : offset + limit], len(found)
-
-    def enrolments_of_offering(self, offering_id: str, statuses: list[str]) -> list[Document]:
-        return self.enrolments.find({"offering_id": offering_id, "status": {"$in": statuses}})
-
-    # --- attendance ---------------------------------------------------------------------------
-    # One document per enrolment and month (``<enrolment_id>:<YYYY-MM>``), in the
-    # enrolment's shard.
-
-    def attendance_months(self, enrolment_id: str, months: list[str]) -> dict[str, Document]:
-        """Monthly attendance documents of one enrolment, by id."""
-        ids = [f"{enrolment_id}:{month}" for month in months]
+    def needs_of(self, child_ids: Iterable[str]) -> dict[str, ChildNeeds]:
+        ids = list(dict.fromkeys(child_ids))
         if not ids:
             return {}
-        shard = self.attendance.of(enrolment_id)
-        query: Document = {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
-        return {doc["_id"]: doc for doc in shard.find(query)}
+        return {
+            doc["_id"]: ChildNeeds.model_validate({"needs": doc["needs"]})
+            for doc in self.db.child_needs.find(_by_ids(ids))
+        }
 
-    def attendance_of_month(self, enrolment_ids: list[str], month: str) -> dict[str, Document]:
-        """The month's document of each enrolment that has one, by enrolment id."""
-        found: dict[str, Document] = {}
-        for enrolment_id in enrolment_ids:
-            doc = self.attendance.of(enrolment_id).find_one({"_id": f"{enrolment_id}:{month}"})
-            if doc is not None:
-                found[enrolment_id] = doc
-        return found
+    def add_child(self, child: Child) -> bool:
+        # Listed first: a crash before the insert leaves an id the listing skips and
+        # the next attempt (same id, from the claim) completes.
+        self.db.households.update_one({"_id": child.household_id}, {"$addToSet": {"child_ids": child.id}})
+        doc = {
+            "_id": child.id,
+            "household_id": child.household_id,
+            "first_name": child.first_name,
+            "last_name": child.last_name,
+            "codice_fiscale": child.codice_fiscale,
+            "birth_date": child.birth_date.isoformat(),
+            "created_at": child.created_at,
+            "enrolments": [],
+        }
+        try:
+            self.db.children.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
 
-    def save_attendance_month(self, doc: Document) -> None:
-        """Replace one month of a register (caller holds the enrolment's attendance lock)."""
-        self.attendance.of(doc["enrolment_id"]).replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    def child(self, child_id: str) -> Child | None:
+        found = self.db.children.find_one({"_id": child_id})
+        return _child(found) if found else None
+
+    def children(self, child_ids: Iterable[str]) -> list[Child]:
+        ids = list(dict.fromkeys(child_ids))
+        return [_child(doc) for doc in self.db.children.find(_by_ids(ids))] if ids else []
+
+    def list_enrolment(self, child_id: str, entry: ListedEnrolment) -> Child | None:
+        item = {
+            "enrolment_id": entry.enrolment_id,
+            "offering_id": entry.offering_id,
+            "start": entry.period.start.isoformat(),
+            "end": entry.period.end.isoformat(),
+            "listed_at": entry.listed_at,
+        }
+        found = self.db.children.find_one_and_update(
+            {"_id": child_id}, {"$push": {"enrolments": item}}, return_document=ReturnDocument.AFTER
+        )
+        return _child(found) if found else None
+
+    def unlist_enrolment(self, child_id: str, enrolment_id: str) -> None:
+        self.db.children.update_one({"_id": child_id}, {"$pull": {"enrolments": {"enrolment_id": enrolment_id}}})
+
+    # --- audit log of special-category data -----------------------------------------------
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            self.db.audit_log.insert_many(
+                [
+                    {
+                        "_id": new_id(),
+                        "at": e.at,
+                        "child_id": e.child_id,
+                        "reader_subject": e.reader_subject,
+                        "reader_role": e.reader_role.value,
+                        "reader_partner_id": e.reader_partner_id,
+                        "purpose": e.purpose.value,
+                        "basis": e.basis,
+                    }
+                    for e in entries
+                ]
+            )
+
+    def audit_trail(self, child_id: str) -> list[AuditEntry]:
+        cursor = self.db.audit_log.find({"child_id": child_id}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        return [
+            AuditEntry(
+                child_id=doc["child_id"],
+                reader_subject=doc["reader_subject"],
+                reader_role=Role(doc["reader_role"]),
+                reader_partner_id=doc.get("reader_partner_id"),
+                purpose=AuditPurpose(doc["purpose"]),
+                basis=doc["basis"],
+                at=doc["at"],
+            )
+            for doc in cursor
+        ]
+
+    # --- projections fed by events -----------------------------------------------------------
+
+    def offering(self, offering_id: str) -> OfferingProjection | None:
+        found = self.db.offerings.find_one({"_id": offering_id}, WHOLE)
+        return _offering(found) if found else None
+
+    def save_offering(self, offering: OfferingProjection, replacing: OfferingProjection | None) -> bool:
+        doc = {
+            "alliance_id": offering.alliance_id,
+            "provider_partner_id": offering.provider_partner_id,
+            "title": offering.title,
+            "status": offering.status.value,
+            "capacity": offering.capacity,
+            "age_min_months": offering.age_range.min_months,
+            "age_max_months": offering.age_range.max_months,
+            "special_needs_supported": sorted(n.value for n in offering.special_needs_supported),
+            "attendance_modes": sorted(m.value for m in offering.attendance_modes),
+            "periods": [p.model_dump(mode="json") for p in offering.periods],
+            "comune_istat": offering.comune_istat,
+            "price": offering.price.model_dump(mode="json") if offering.price else None,
+            "version": offering.version,
+        }
+        if replacing is None:
+            try:
+                self.db.offerings.insert_one({"_id": offering.offering_id, **doc})
+            except DuplicateKeyError:
+                return False
+            return True
+        result = self.db.offerings.replace_one({"_id": offering.offering_id, "version": replacing.version}, doc)
+        return result.matched_count == 1
+
+    def territory(self, alliance_id: str) -> Territory | None:
+        found = self.db.alliances.find_one({"_id": alliance_id}, WHOLE)
+        if found is None:
+            return None
+        comuni = found.get("comuni_istat")
+        return Territory(
+            alliance_id=alliance_id,
+            comuni_istat=frozenset(comuni) if comuni is not None else None,
+            members={p: MemberState(m["status"], m["at"]) for p, m in found.get("members", {}).items()},
+            version=int(found.get("version", 0)),
+        )
+
+    def save_territory(self, territory: Territory) -> bool:
+        state = {
+            "comuni_istat": sorted(territory.comuni_istat) if territory.comuni_istat is not None else None,
+            "members": {p: {"status": m.status, "at": m.at} for p, m in territory.members.items()},
+        }
+        if territory.version == 0:
+            try:
+                self.db.alliances.insert_one({"_id": territory.alliance_id, **state, "version": 1})
+            except DuplicateKeyError:
+                return False
+            return True
+        result = self.db.alliances.update_one(
+            {"_id": territory.alliance_id, "version": territory.version}, {"$set": state, "$inc": {"version": 1}}
+        )
+        return result.matched_count == 1
+
+    def apply_once(self, consumer: str, event: IntegrationEvent, apply: Callable[[], object]) -> None:
+        self.inbox.consume_once(consumer, {"event_id": event.event_id, "occurred_at": event.occurred_at}, apply)
+
+    # --- seats ----------------------------------------------------------------------------------
+
+    def seats(self, offering_id: str) -> OfferingSeats | None:
+        found = self.db.seats.find_one({"_id": offering_id}, WHOLE)
+        return _seats(found) if found else None
+
+    def save_seats(self, seats: OfferingSeats, events: Sequence[IntegrationEvent]) -> bool:
+        state = {
+            "capacity": seats.capacity,
+            "accepting": seats.accepting,
+            "offering_version": seats.offering_version,
+            "arrivals": list(seats.arrivals),
+            "decision_times": [[first, at] for first, at in seats.decision_times],
+            "confirmed": list(seats.confirmed),
+            "waitlist": list(seats.waitlist),
+            "promoted": sorted(seats.promoted),
+            "cancelled": [
+                {"id": i, "at": c.at, "previous_status": c.previous_status.value, "reason": c.reason, "by": c.by}
+                for i, c in seats.cancelled.items()
+            ],
+            "rejected": [{"id": i, "at": r.at, "reason": r.reason} for i, r in seats.rejected.items()],
+        }
+        if seats.version == 0:
+            doc = {"_id": seats.offering_id, **state, "version": 1}
+            try:
+                self.db.seats.insert_one(attach_events(doc, events) if events else doc)
+            except DuplicateKeyError:
+                return False
+        else:
+            update: Document = {"$set": state, "$inc": {"version": 1}}
+            result = self.db.seats.update_one(
+                {"_id": seats.offering_id, "version": seats.version}, push_events(update, events) if events else update
+            )
+            if result.matched_count != 1:
+                return False
+        seats.version += 1
+        return True
+
+    def publish_seat_events(self, offering_id: str, dispatch: Dispatch) -> int:
+        return self.outbox.publish_pending(dispatch, collection="seats", document_id=offering_id)
+
+    def publish_pending_events(self, dispatch: Dispatch) -> int:
+        return self.outbox.publish_pending(dispatch)
+
+    # --- enrolments ----------------------------------------------------------------------------
+
+    def note_undecided(self, enrolment_id: str, offering_id: str, at: datetime) -> None:
+        try:
+            self.db.undecided.insert_one({"_id": enrolment_id, "offering_id": offering_id, "noted_at": at})
+        except DuplicateKeyError:
+            pass  # a retry of the same request: noted already
+
+    def undecided(self, noted_before: datetime) -> list[Undecided]:
+        # A scan, of a collection that only holds requests in flight.
+        cursor = self.db.undecided.find({"noted_at": {"$lt": noted_before}})
+        return [Undecided(doc["_id"], doc["offering_id"], doc["noted_at"]) for doc in cursor]
+
+    def forget_undecided(self, enrolment_ids: Sequence[str]) -> None:
+        if enrolment_ids:
+            self.db.undecided.delete_many(_by_ids(enrolment_ids))
+
+    def add_enrolment(self, enrolment: Enrolment) -> bool:
+        doc = {
+            "_id": enrolment.id,
+            "offering_id": enrolment.offering_id,
+            "offering_title": enrolment.offering_title,
+            "alliance_id": enrolment.alliance_id,
+            "provider_partner_id": enrolment.provider_partner_id,
+            "child_id": enrolment.child_id,
+            "child_first_name": enrolment.child_first_name,
+            "child_last_name": enrolment.child_last_name,
+            "child_codice_fiscale": enrolment.child_codice_fiscale,
+            "child_birth_date": enrolment.child_birth_date.isoformat(),
+            "household_id": enrolment.household_id,
+            "owner_subject": enrolment.owner_subject,
+            "period": enrolment.period.model_dump(mode="json"),
+            "attendance_mode": enrolment.attendance_mode.value,
+            "chosen_weekdays": sorted(enrolment.chosen_weekdays) if enrolment.chosen_weekdays else None,
+            "hours": enrolment.hours,
+            "requested_at": enrolment.requested_at,
+        }
+        try:
+            self.db.enrolments.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def enrolment(self, enrolment_id: str) -> Enrolment | None:
+        found = self.db.enrolments.find_one({"_id": enrolment_id})
+        return _enrolment(found) if found else None
+
+    def enrolments(self, enrolment_ids: Iterable[str]) -> list[Enrolment]:
+        ids = list(dict.fromkeys(enrolment_ids))
+        return [_enrolment(doc) for doc in self.db.enrolments.find(_by_ids(ids))] if ids else []
+
+    def find_enrolments(self, where: EnrolmentFilter) -> list[Enrolment]:
+        query: Document = {}
+        if not where.everything:
+            scopes: list[Document] = []
+            if where.owner_subject is not None:
+                scopes.append({"owner_subject": where.owner_subject})
+            if where.provider_partner_id is not None:
+                scopes.append({"provider_partner_id": where.provider_partner_id})
+            if where.alliance_ids:
+                scopes.append({"alliance_id": {"$in": sorted(where.alliance_ids)}})
+            if not scopes:
+                return []
+            query = scopes[0] if len(scopes) == 1 else {"$or": scopes}
+        if where.offering_id is not None:
+            query["offering_id"] = where.offering_id
+        if where.child_id is not None:
+            query["child_id"] = where.child_id
+        return [_enrolment(doc) for doc in self.db.enrolments.find(query)]
+
+    # --- attendance: one document per enrolment and month ---------------------------------------
+
+    def attendance(self, enrolment_id: str, months: Sequence[str]) -> list[AttendanceMonth]:
+        if not months:
+            return []
+        found = self.db.attendance.find(_by_ids([f"{enrolment_id}:{month}" for month in months]))
+        return [_attendance_month(doc) for doc in found]
+
+    def attendance_of_month(self, enrolment_ids: Sequence[str], month: str) -> dict[str, AttendanceMonth]:
+        if not enrolment_ids:
+            return {}
+        found = self.db.attendance.find(_by_ids([f"{enrolment_id}:{month}" for enrolment_id in enrolment_ids]))
+        return {doc["enrolment_id"]: _attendance_month(doc) for doc in found}
+
+    def record_attendance(self, enrolment_id: str, days: Sequence[RecordedDay]) -> None:
+        by_month: dict[str, Document] = {}
+        for day in days:
+            month = day.day.strftime("%Y-%m")
+            fields = by_month.setdefault(month, {"enrolment_id": enrolment_id, "month": month})
+            fields[f"days.{day.day.isoformat()}"] = {
+                "present": day.present,
+                "hours": day.hours,
+                "recorded_by": day.recorded_by,
+                "recorded_at": day.recorded_at,
+            }
+        for month, fields in by_month.items():
+            # One atomic write per month: days recorded concurrently never overwrite each other.
+            self.db.attendance.update_one({"_id": f"{enrolment_id}:{month}"}, {"$set": fields}, upsert=True)
+
+
+# --- documents -> records ----------------------------------------------------------------------
+
+
+def _household(doc: Document) -> Household:
+    # Stored from a validated HouseholdSpec: rebuilt without validating it again (the
+    # codice fiscale checks are the costly part of the request path's CPU).
+    guardians = tuple(
+        Guardian.model_construct(
+            **{
+                **guardian,
+                "employment": Employment(guardian["employment"]),
+                "birth_date": date.fromisoformat(guardian["birth_date"]) if guardian.get("birth_date") else None,
+            }
+        )
+        for guardian in doc["guardians"]
+    )
+    isee = doc.get("isee")
+    spec = HouseholdSpec.model_construct(
+        guardians=guardians,
+        residence_comune_istat=doc["residence_comune_istat"],
+        isee=Isee.model_construct(
+            value_cents=isee["value_cents"],
+            kind=IseeKind(isee["kind"]),
+            expires_on=date.fromisoformat(isee["expires_on"]),
+        )
+        if isee
+        else None,
+        single_parent=doc["single_parent"],
+    )
+    return Household(
+        id=doc["_id"],
+        owner_subject=doc["owner_subject"],
+        spec=spec,
+        created_at=doc["created_at"],
+        child_ids=tuple(doc.get("child_ids", ())),
+    )
+
+
+def _child(doc: Document) -> Child:
+    listed: dict[str, ListedEnrolment] = {}
+    for item in doc.get("enrolments", []):
+        # A request retried concurrently may list itself twice: the first entry counts.
+        listed.setdefault(
+            item["enrolment_id"],
+            ListedEnrolment(
+                enrolment_id=item["enrolment_id"],
+                offering_id=item["offering_id"],
+                period=Period.model_construct(
+                    start=date.fromisoformat(item["start"]), end=date.fromisoformat(item["end"])
+                ),
+                listed_at=item["listed_at"],
+            ),
+        )
+    return Child(
+        id=doc["_id"],
+        household_id=doc["household_id"],
+        first_name=doc["first_name"],
+        last_name=doc["last_name"],
+        codice_fiscale=doc["codice_fiscale"],
+        birth_date=date.fromisoformat(doc["birth_date"]),
+        created_at=doc["created_at"],
+        enrolments=tuple(listed.values()),
+    )
+
+
+def _offering(doc: Document) -> OfferingProjection:
+    return OfferingProjection.model_validate(
+        {
+            "offering_id": doc["_id"],
+            "alliance_id": doc["alliance_id"],
+            "provider_partner_id": doc["provider_partner_id"],
+            "title": doc.get("title", ""),
+            "status": doc["status"],
+            "capacity": doc["capacity"],
+            "age_range": {"min_months": doc["age_min_months"], "max_months": doc["age_max_months"]},
+            "special_needs_supported": doc["special_needs_supported"],
+            "attendance_modes": doc["attendance_modes"],
+            "periods": doc["periods"],
+            "comune_istat": doc["comune_istat"],
+            "price": doc.get("price"),
+            "version": doc["version"],
+        }
+    )
+
+
+def _seats(doc: Document) -> OfferingSeats:
+    return OfferingSeats(
+        doc["_id"],
+        capacity=int(doc["capacity"]),
+        accepting=bool(doc["accepting"]),
+        offering_version=int(doc.get("offering_version", 0)),
+        version=int(doc["version"]),
+        arrivals=doc.get("arrivals", []),
+        decision_times=[(first, at) for first, at in doc.get("decision_times", [])],
+        confirmed=doc.get("confirmed", []),
+        waitlist=doc.get("waitlist", []),
+        promoted=doc.get("promoted", []),
+        cancelled={
+            c["id"]: Cancellation(c["at"], EnrolmentStatus(c["previous_status"]), c.get("reason"), c.get("by"))
+            for c in doc.get("cancelled", [])
+        },
+        rejected={r["id"]: Rejection(r["at"], r["reason"]) for r in doc.get("rejected", [])},
+    )
+
+
+def _enrolment(doc: Document) -> Enrolment:
+    weekdays = doc.get("chosen_weekdays")
+    return Enrolment(
+        id=doc["_id"],
+        offering_id=doc["offering_id"],
+        offering_title=doc["offering_title"],
+        alliance_id=doc["alliance_id"],
+        provider_partner_id=doc["provider_partner_id"],
+        child_id=doc["child_id"],
+        child_first_name=doc["child_first_name"],
+        child_last_name=doc["child_last_name"],
+        child_codice_fiscale=doc["child_codice_fiscale"],
+        child_birth_date=date.fromisoformat(doc["child_birth_date"]),
+        household_id=doc["household_id"],
+        owner_subject=doc["owner_subject"],
+        period=Period.model_construct(
+            start=date.fromisoformat(doc["period"]["start"]), end=date.fromisoformat(doc["period"]["end"])
+        ),
+        attendance_mode=AttendanceMode(doc["attendance_mode"]),
+        chosen_weekdays=frozenset(weekdays) if weekdays else None,
+        hours=doc.get("hours"),
+        requested_at=doc["requested_at"],
+    )
+
+
+def _attendance_month(doc: Document) -> AttendanceMonth:
+    days = {}
+    for iso, value in doc.get("days", {}).items():
+        day = date.fromisoformat(iso)
+        days[day] = RecordedDay(
+            day=day,
+            present=value["present"],
+            hours=value.get("hours"),
+            recorded_by=value.get("recorded_by", ""),
+            recorded_at=value["recorded_at"],
+        )
+    return AttendanceMonth(enrolment_id=doc["enrolment_id"], month=doc["month"], days=days)

@@ -106,7 +106,25 @@ def acquire_leases(number: int, leases: Collection[Doc], timed: Timed) -> list[i
     return got
 
 
+TORN_ITEMS = 2_000
+
+
+def write_or_read(number: int, things: Collection[Doc], timed: Timed) -> int:
+    """Even workers rewrite a large document whole; odd ones read it and count torn reads."""
+    if number % 2 == 0:
+        for attempt in range(ATTEMPTS):
+            stamp = number * 1000 + attempt
+            timed(things.update_one, {"_id": "t"}, {"$set": {"items": [stamp] * TORN_ITEMS, "stamp": stamp}})
+        return 0
+    torn = 0
+    for _ in range(ATTEMPTS * 3):
+        doc = timed(things.find_one, {"_id": "t"})  # no projection: the server's plain read path
+        torn += int(set(doc["items"]) != {doc["stamp"]})
+    return torn
+
+
 SCENARIOS: dict[str, Callable[[int, Collection[Doc], Timed], Any]] = {
+    "write_or_read": write_or_read,
     "take_seats": take_seats,
     "increment": increment,
     "write_versions": write_versions,
@@ -220,6 +238,13 @@ def test_numbers_drawn_concurrently_from_a_counter_are_all_different(db: Any) ->
     # mongo-java-server 1.47.0 sometimes answers with a later one (see the launcher).
     drawn = [n for numbers in run_concurrently("draw_numbers", db.name, "sequences") for n in numbers]
     assert sorted(drawn) == list(range(1, WORKERS * ATTEMPTS + 1))
+
+
+def test_a_read_never_sees_half_of_a_concurrent_update(db: Any) -> None:
+    # Stock mongo-java-server 1.47.0 encodes a plain find's documents after releasing the
+    # collection lock while an update rewrites them in place (see the launcher).
+    db.things.insert_one({"_id": "t", "items": [0] * TORN_ITEMS, "stamp": 0})
+    assert sum(run_concurrently("write_or_read", db.name, "things")) == 0
 
 
 def test_concurrent_inserts_of_one_unique_key_have_exactly_one_winner(db: Any) -> None:

@@ -1,4 +1,4 @@
-"""Interface tests of the enrolment service: real containers on RabbitMQ and FerretDB.
+"""Interface tests of the enrolment service: real containers on RabbitMQ and the MongoDB-wire server.
 
 Catalog and partners events are published to the real broker with nameko's
 standalone dispatcher, built from the contract models, exactly as those services
@@ -24,11 +24,15 @@ from pymongo.database import Database
 from conciliare.contracts.catalog import OfferingPublished, OfferingSnapshot, OfferingUpdated, SnapshotPeriod
 from conciliare.contracts.common import IntegrationEvent
 from conciliare.contracts.partners import AllianceCreated, MembershipChanged, MembershipRole, MembershipStatus
+from conciliare.contracts.taxonomy import AttendanceMode
 from conciliare.demo.data import PARTNER_BY_KEY
 from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD, synthetic_child, synthetic_household
-from services.enrolment import usecases
-from services.enrolment.domain import today_in_rome
-from services.enrolment.repository import EnrolmentRepository, Sharded, ensure_indexes
+from services.enrolment import seating
+from services.enrolment.domain import Period, today_in_rome
+from services.enrolment.ports import Runtime
+from services.enrolment.records import AuditPurpose, Enrolment
+from services.enrolment.repository import MongoRepository
+from services.enrolment.seats import OfferingSeats
 from services.enrolment.service import EnrolmentService
 from services.partners.service import PartnersService
 
@@ -216,13 +220,9 @@ def error_of(exc: RemoteError) -> tuple[str, list[dict[str, str]]]:
     return str(exc.exc_type), list(errors)
 
 
-def repo(db: Database[dict[str, Any]]) -> EnrolmentRepository:
-    """The service's own storage view (its large collections are sharded)."""
-    return EnrolmentRepository(db)
-
-
-def count(collection: Sharded) -> int:
-    return sum(shard.count_documents({}) for shard in collection.all())
+def repo(db: Database[dict[str, Any]]) -> MongoRepository:
+    """The service's own storage, read the way the service reads it."""
+    return MongoRepository(db)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -244,9 +244,9 @@ def test_household_children_and_needs_kept_apart_with_audit(enrolment: Any, db: 
     created = enrolment.add_child(household_id=household_id, viewer=FAMILY, payload=GIULIA)
     assert created["needs"] == ["dsa"] and created["codice_fiscale"] == GIULIA["codice_fiscale"]
 
-    identity = repo(db).get_child(created["id"])
+    identity = db.children.find_one({"_id": created["id"]})
     assert identity is not None and "needs" not in identity
-    assert repo(db).get_needs(created["id"]) == ["dsa"]
+    assert repo(db).needs_of([created["id"]])[created["id"]].needs == {"dsa"}
 
     listed = enrolment.list_children(household_id=household_id, viewer=FAMILY)
     assert [c["needs"] for c in listed] == [["dsa"]]
@@ -256,17 +256,17 @@ def test_household_children_and_needs_kept_apart_with_audit(enrolment: Any, db: 
         enrolment.list_children(household_id=household_id, viewer=OTHER_FAMILY)
     assert error_of(raised.value)[0] == "NotFound"
 
-    audit = repo(db).audit_entries(created["id"])
-    assert [(a["reader_subject"], a["purpose"]) for a in audit] == [
-        (FAMILY["subject"], usecases.PURPOSE_REGISTRATION),
-        (FAMILY["subject"], usecases.PURPOSE_FAMILY_VIEW),
+    audit = repo(db).audit_trail(created["id"])
+    assert [(a.reader_subject, a.purpose) for a in audit] == [
+        (FAMILY["subject"], AuditPurpose.REGISTRATION),
+        (FAMILY["subject"], AuditPurpose.FAMILY_VIEW),
     ]
-    assert all(a["reader_role"] == "family" and a["at"] for a in audit)
+    assert all(a.reader_role == "family" and a.at for a in audit)
 
     with pytest.raises(RemoteError) as raised:
         enrolment.add_child(household_id=household_id, viewer=FAMILY, payload=GIULIA)
     assert error_of(raised.value)[0] == "Conflict"
-    assert count(repo(db).children) == 1 and count(repo(db).child_needs) == 1
+    assert db.children.count_documents({}) == 1 and db.child_needs.count_documents({}) == 1
 
 
 def test_invalid_child_is_refused_in_italian(enrolment: Any) -> None:
@@ -307,8 +307,8 @@ def test_every_refusal_reason_is_returned_and_nothing_is_stored(
         "attendance_mode_not_offered",
     ]
     assert all(e["message"] for e in errors)
-    assert db.enrolment_requests.count_documents({}) == 0 and count(repo(db).enrolments) == 0
-    assert count(repo(db).child_enrolments) == 0
+    assert db.enrolments.count_documents({}) == 0 and db.undecided.count_documents({}) == 0
+    assert repo(db).child(teenager).enrolments == ()  # type: ignore[union-attr]
 
 
 def test_someone_elses_child_and_unknown_offering(enrolment: Any, world: None) -> None:
@@ -364,7 +364,8 @@ def test_simultaneous_overlapping_requests_for_one_child_admit_one(
     outcomes = list(eventlet.GreenPool(6).imap(enrol, range(6)))
     assert outcomes.count("accepted") == 1, outcomes
     assert sorted(set(outcomes) - {"accepted"}) == ["ValidationFailed:overlapping_enrolment"]
-    assert count(repo(db).enrolments) == 1
+    assert db.enrolments.count_documents({}) == 1
+    assert len(repo(db).child(kid).enrolments) == 1  # type: ignore[union-attr]
 
 
 # --- seats, waitlist, promotions -----------------------------------------------------------------
@@ -407,9 +408,9 @@ def test_capacity_waitlist_and_fifo_promotion_on_cancel(
     promoted_event = next(p for k, p in EnrolmentEventRecorder.received if k == "enrolment.promoted")
     assert promoted_event["enrolment_id"] == results[2]["id"] and promoted_event["position"] == 1
     assert {"event_id", "occurred_at", "alliance_id", "offering_id", "child_id", "household_id"} <= set(promoted_event)
-    # Nothing left half-done: journal and outbox are empty.
-    ledger = db.ledgers.find_one({"_id": "off-post-scuola"})
-    assert ledger is not None and ledger["journal"] == [] and ledger["_outbox"] == []
+    # Nothing left half-done: no event waits in the seats' outbox, no request undecided.
+    seats = db.seats.find_one({"_id": "off-post-scuola"})
+    assert seats is not None and seats["_outbox"] == [] and db.undecided.count_documents({}) == 0
 
 
 def test_capacity_increase_promotes_as_many_as_fit_and_old_versions_are_ignored(
@@ -459,6 +460,43 @@ def test_two_instances_never_exceed_capacity(
     assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 28}
 
 
+def test_two_instances_cancelling_and_requesting_at_once_keep_capacity_and_fifo(
+    container_factory: Any, rabbit_uri: str, fresh_database: str, enrolment: Any, world: None
+) -> None:
+    second = container_factory(EnrolmentService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database})
+    second.start()
+    kids = many_children(enrolment, 50)
+    first_wave, latecomers = kids[:40], kids[40:]
+
+    def enrol(kid: str) -> dict[str, Any]:
+        with ServiceRpcClient("enrolment") as client:
+            return dict(client.request_enrolment(viewer=FAMILY, payload=request(kid)))
+
+    def cancel(enrolment_id: str) -> str:
+        with ServiceRpcClient("enrolment") as client:
+            return str(client.cancel_enrolment(enrolment_id=enrolment_id, viewer=FAMILY, payload={})["status"])
+
+    results = sorted(eventlet.GreenPool(40).imap(enrol, first_wave), key=lambda r: r["sequence"])
+    assert [r["status"] for r in results] == ["confirmed"] * 2 + ["waitlisted"] * 38
+    # Both confirmed families and five in the waitlist cancel while ten more requests arrive.
+    leaving = [results[0]["id"], results[1]["id"], *(r["id"] for r in results[5:10])]
+    pool = eventlet.GreenPool(20)
+    cancelled = [pool.spawn(cancel, enrolment_id) for enrolment_id in leaving]
+    arrived = [pool.spawn(enrol, kid) for kid in latecomers]
+    assert [c.wait() for c in cancelled] == ["cancelled"] * 7
+    late = [a.wait() for a in arrived]
+    assert all(r["status"] == "waitlisted" and r["sequence"] > 40 for r in late)
+
+    roster = enrolment.offering_roster(offering_id="off-post-scuola", viewer=PROVIDER)
+    # The seats went to the head of the waitlist: sequences 3 and 4.
+    assert [e["sequence"] for e in roster["confirmed"]] == [3, 4]
+    waiting = [e["sequence"] for e in roster["waitlist"]]
+    # Then 5 and 11..40 in arrival order (6..10 left), then the latecomers.
+    assert waiting[:31] == [5, *range(11, 41)] and waiting == sorted(waiting) and len(waiting) == 41
+    assert [e["waitlist_position"] for e in roster["waitlist"]] == list(range(1, len(waiting) + 1))
+    assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 41}
+
+
 def test_idempotent_request_key_returns_the_first_enrolment(
     enrolment: Any, world: None, db: Database[dict[str, Any]]
 ) -> None:
@@ -466,7 +504,7 @@ def test_idempotent_request_key_returns_the_first_enrolment(
     first = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid), request_key="chiave-1")
     again = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid), request_key="chiave-1")
     assert again["id"] == first["id"] and again["status"] == first["status"] == "confirmed"
-    assert count(repo(db).enrolments) == 1
+    assert db.enrolments.count_documents({}) == 1
 
 
 # --- events applied once ----------------------------------------------------------------------------
@@ -561,7 +599,7 @@ def test_roster_shows_needs_only_to_the_provider_and_audits_each_read(
     others = [child(enrolment, household_id, FAMILY, synthetic_child(i, PRIMARY_SCHOOL_CHILD_BORN)) for i in range(2)]
     for kid in [giulia, *others]:
         enrolment.request_enrolment(viewer=FAMILY, payload=request(kid))
-    audit_before = count(repo(db).audit_log)
+    audit_before = db.audit_log.count_documents({})
 
     roster = enrolment.offering_roster(offering_id="off-post-scuola", viewer=PROVIDER)
     assert roster["needs_disclosed"] is True and roster["confirmed_count"] == 2
@@ -572,13 +610,13 @@ def test_roster_shows_needs_only_to_the_provider_and_audits_each_read(
         giulia_row["child_codice_fiscale"] == "RSS************N"
         and "*" in roster["waitlist"][0]["child_codice_fiscale"]
     )
-    reads = repo(db).audit_log.find({"purpose": usecases.PURPOSE_PROVIDER_ROSTER})
+    reads = list(db.audit_log.find({"purpose": AuditPurpose.PROVIDER_ROSTER.value}))
     assert {r["child_id"] for r in reads} == {giulia, *others} and len(reads) == 3
     assert all(r["reader_partner_id"] == TOTEM and r["reader_role"] == "partner_operator" for r in reads)
 
     by_manager = enrolment.offering_roster(offering_id="off-post-scuola", viewer=MANAGER)
     assert by_manager["needs_disclosed"] is False and all(e["needs"] is None for e in by_manager["confirmed"])
-    assert count(repo(db).audit_log) == audit_before + 3
+    assert db.audit_log.count_documents({}) == audit_before + 3
     for stranger in (OTHER_OPERATOR, FAMILY, {**MANAGER, "alliance_ids": ["all-other"]}):
         with pytest.raises(RemoteError) as raised:
             enrolment.offering_roster(offering_id="off-post-scuola", viewer=stranger)
@@ -611,8 +649,7 @@ def test_attendance_register_totals_and_csv(enrolment: Any, world: None, db: Dat
     )
     # Time passes: both enrolments started three days ago (dates are stored as data).
     start = TODAY - timedelta(days=3)
-    for shard in repo(db).enrolments.all():
-        shard.update_many({}, {"$set": {"period.start": start.isoformat()}})
+    db.enrolments.update_many({}, {"$set": {"period.start": start.isoformat()}})
 
     days = [start + timedelta(days=i) for i in range(4)]
     recorded = enrolment.record_attendance(
@@ -680,89 +717,98 @@ class Crash(Exception):
     """Stands for the process dying at that point."""
 
 
-def test_a_pass_interrupted_after_its_commit_is_finished_by_the_relay(
+def stored_request(db: Database[dict[str, Any]], enrolment_id: str, kid: str, age_seconds: float = 0) -> Enrolment:
+    """A request as the request path stores it, before its seat is decided."""
+    child = repo(db).child(kid)
+    assert child is not None
+    record = Enrolment(
+        id=enrolment_id,
+        offering_id="off-post-scuola",
+        offering_title="Post scuola",
+        alliance_id=ALLIANCE,
+        provider_partner_id=TOTEM,
+        child_id=kid,
+        child_first_name=child.first_name,
+        child_last_name=child.last_name,
+        child_codice_fiscale="XXX************X",
+        child_birth_date=child.birth_date,
+        household_id=child.household_id,
+        owner_subject=FAMILY["subject"],
+        period=Period(start=OPEN_FROM, end=OPEN_FROM + timedelta(days=5)),
+        attendance_mode=AttendanceMode.FULL,
+        chosen_weekdays=None,
+        hours=None,
+        requested_at=datetime.now(UTC) - timedelta(seconds=age_seconds),
+    )
+    assert repo(db).add_enrolment(record)
+    return record
+
+
+def test_events_of_a_decision_whose_publishing_crashed_are_published_by_the_relay(
     db: Database[dict[str, Any]], service: Any, enrolment: Any, world: None, recorder: Any
 ) -> None:
     kids = many_children(enrolment, 3)
-    store = EnrolmentRepository(db)
-    ensure_indexes(db)
-    # Requests stored, then the process dies while publishing the decision's events.
-    household_id = repo(db).get_child(kids[0])["household_id"]  # type: ignore[index]
-    for index, kid in enumerate(kids):
-        db.enrolment_requests.insert_one(
-            {
-                "_id": f"crash-{index}",
-                "offering_id": "off-post-scuola",
-                "offering_title": "Post scuola",
-                "alliance_id": ALLIANCE,
-                "provider_partner_id": TOTEM,
-                "child_id": kid,
-                "child_name": "Bimbo",
-                "child_first_name": "Bimbo",
-                "child_last_name": "Prova",
-                "child_codice_fiscale": "XXX************X",
-                "child_birth_date": PRIMARY_SCHOOL_CHILD_BORN.isoformat(),
-                "household_id": household_id,
-                "owner_subject": FAMILY["subject"],
-                "period": {"start": OPEN_FROM.isoformat(), "end": (OPEN_FROM + timedelta(days=5)).isoformat()},
-                "attendance_mode": "full",
-                "hours": None,
-                "chosen_weekdays": None,
-                "status": "requested",
-                "requested_at": datetime.now(UTC) + timedelta(milliseconds=index),
-            }
-        )
+    records = [stored_request(db, f"crash-{index}", kid) for index, kid in enumerate(kids)]
 
     def crash(event_type: str, payload: dict[str, Any]) -> None:
         raise Crash(event_type)
 
-    token = store.try_lock("offering:off-post-scuola", datetime.now(UTC), 20)
-    assert token is not None
-    try:
-        with pytest.raises(Crash):
-            usecases._settle(store, "off-post-scuola", usecases.Runtime(dispatch=crash))
-    finally:
-        store.release_lock(token)
-    ledger = db.ledgers.find_one({"_id": "off-post-scuola"})
-    assert ledger is not None and ledger["journal"] and len(ledger["_outbox"]) == 3
+    # Right after a relay pass, so the next one (2 s later) finds the events left behind.
+    with entrypoint_waiter(service, "relay_outbox", timeout=10):
+        pass
+    seating.decide(repo(db), Runtime(dispatch=crash), "off-post-scuola", records)
+    stored = db.seats.find_one({"_id": "off-post-scuola"})
+    assert stored is not None and len(stored["_outbox"]) == 3
 
-    # The relay timer (every 2 s) replays the journal and publishes the events once more.
-    wait_for(lambda: db.ledgers.find_one({"_id": "off-post-scuola"})["journal"] == [], timeout=15)  # type: ignore[index]
     wait_for(lambda: len(EnrolmentEventRecorder.received) >= 3, timeout=10)
+    assert sorted(kind for kind, _ in EnrolmentEventRecorder.received) == [
+        "enrolment.confirmed",
+        "enrolment.confirmed",
+        "enrolment.waitlisted",
+    ]
     statuses = [enrolment.get_enrolment(enrolment_id=f"crash-{i}", viewer=FAMILY)["status"] for i in range(3)]
     assert statuses == ["confirmed", "confirmed", "waitlisted"]
-    assert db.enrolment_requests.count_documents({}) == 0
     assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 1}
+    wait_for(lambda: db.seats.find_one({"_id": "off-post-scuola"})["_outbox"] == [])  # type: ignore[index]
 
 
 def test_a_request_left_undecided_by_a_crash_is_decided_by_the_relay(
     db: Database[dict[str, Any]], service: Any, enrolment: Any, world: None
 ) -> None:
     [kid] = many_children(enrolment, 1)
-    household_id = repo(db).get_child(kid)["household_id"]  # type: ignore[index]
-    db.enrolment_requests.insert_one(
-        {
-            "_id": "left-behind",
-            "offering_id": "off-post-scuola",
-            "offering_title": "Post scuola",
-            "alliance_id": ALLIANCE,
-            "provider_partner_id": TOTEM,
-            "child_id": kid,
-            "child_name": "Bimbo Prova",
-            "child_first_name": "Bimbo",
-            "child_last_name": "Prova",
-            "child_codice_fiscale": "XXX************X",
-            "child_birth_date": PRIMARY_SCHOOL_CHILD_BORN.isoformat(),
-            "household_id": household_id,
-            "owner_subject": FAMILY["subject"],
-            "period": {"start": OPEN_FROM.isoformat(), "end": (OPEN_FROM + timedelta(days=5)).isoformat()},
-            "attendance_mode": "full",
-            "hours": None,
-            "chosen_weekdays": None,
-            "status": "requested",
-            "requested_at": datetime.now(UTC) - timedelta(seconds=10),
-        }
-    )
-    assert enrolment.get_enrolment(enrolment_id="left-behind", viewer=FAMILY)["status"] == "requested"
-    wait_for(lambda: repo(db).get_enrolment("left-behind") is not None, timeout=15)
+    # Stored and noted, then the process died before deciding: nobody reads it.
+    repo(db).note_undecided("left-behind", "off-post-scuola", datetime.now(UTC) - timedelta(seconds=10))
+    stored_request(db, "left-behind", kid, age_seconds=10)
+    wait_for(lambda: (repo(db).seats("off-post-scuola") or OfferingSeats("none")).knows("left-behind"), timeout=15)
     assert enrolment.get_enrolment(enrolment_id="left-behind", viewer=FAMILY)["status"] == "confirmed"
+    assert db.undecided.count_documents({}) == 0
+
+
+def test_a_request_left_undecided_is_decided_by_the_next_read(
+    db: Database[dict[str, Any]], service: Any, enrolment: Any, world: None
+) -> None:
+    kids = many_children(enrolment, 2)
+    stored_request(db, "unread", kids[0], age_seconds=10)
+    found = enrolment.get_enrolment(enrolment_id="unread", viewer=FAMILY)
+    assert (found["status"], found["sequence"]) == ("confirmed", 1)
+    # Its seat counts: the next request comes after it.
+    assert enrolment.request_enrolment(viewer=FAMILY, payload=request(kids[1]))["sequence"] == 2
+
+
+# --- tolerant reader ---------------------------------------------------------------------------------------
+
+
+def test_an_event_with_fields_this_service_does_not_know_is_applied(
+    enrolment: Any, publish: Any, rabbit_uri: str, service: Any, db: Database[dict[str, Any]]
+) -> None:
+    payload = OfferingPublished(alliance_id=ALLIANCE, offering=snapshot("off-newer")).model_dump(mode="json")
+    payload["channel"] = "app"  # added by a newer catalog, at top level ...
+    payload["offering"]["accessibility"] = {"ramp": True}  # ... and nested
+    payload["offering"]["periods"][0]["label"] = "anno scolastico"
+    dispatch = event_dispatcher(uri=rabbit_uri)
+    with entrypoint_waiter(service, "on_offering_published", timeout=15):
+        dispatch("catalog", "offering.published", payload)
+    projected = repo(db).offering("off-newer")
+    assert projected is not None and projected.capacity == 2
+    roster = enrolment.offering_roster(offering_id="off-newer", viewer=PROVIDER)
+    assert roster["capacity"] == 2 and roster["confirmed_count"] == 0

@@ -74,3 +74,21 @@ def test_concurrent_relays_lose_no_event(db: Any) -> None:
     relay.publish_pending(dispatch)
     assert seen == {i * 10 + k for i in range(40) for k in range(3)}
     assert db.things.count_documents({PENDING_FLAG: True}) == 0
+
+
+def test_a_failed_dispatch_keeps_what_did_not_go_out(db: Any) -> None:
+    relay = OutboxRelay(db, ["things"])
+    db.things.insert_one(attach_events({"_id": "t1"}, [Noted(alliance_id="a", n=k) for k in range(3)]))
+    sent: list[int] = []
+
+    def broker_drops_at_second(kind: str, payload: dict[str, Any]) -> None:
+        if payload["n"] == 1:
+            raise ConnectionError("broker away")
+        sent.append(payload["n"])
+
+    with pytest.raises(ConnectionError):
+        relay.publish_pending(broker_drops_at_second)
+    assert [r["payload"]["n"] for r in db.things.find_one({"_id": "t1"})[OUTBOX_FIELD]] == [1, 2]
+    relay.publish_pending(lambda kind, payload: sent.append(payload["n"]))
+    assert sent == [0, 1, 2]
+    assert db.things.find_one({"_id": "t1"})[PENDING_FLAG] is False

@@ -24,6 +24,7 @@ import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
@@ -107,6 +108,9 @@ public final class MongoServerLauncher {
     //    concurrent update can show through, so two callers of
     //    find_one_and_update({$inc: {seq: 1}}, return_document=AFTER) may both get the same
     //    number. The answer is copied while the lock is still held.
+    // 3. For the same reason a plain find (no projection) can return a document half
+    //    rewritten by a concurrent update: its documents are encoded after the lock is
+    //    released. Every query result is copied while the lock is held.
     private static final class PatchedH2Backend extends H2Backend {
 
         private static final String HIDDEN = "$hidden-during-drop$";
@@ -152,6 +156,13 @@ public final class MongoServerLauncher {
                                      MVMap<Object, Document> data,
                                      MVMap<String, Object> meta, CursorRegistry cursors) {
                 super(database, name, options, data, meta, cursors);
+            }
+
+            // Called by the synchronized handleQuery (and aggregate), with the lock held.
+            @Override
+            protected QueryResult createQueryResult(List<Document> matchedDocuments, int batchSize) {
+                List<Document> copies = matchedDocuments.stream().map(Document::cloneDeeply).collect(Collectors.toList());
+                return super.createQueryResult(copies, batchSize);
             }
 
             @Override

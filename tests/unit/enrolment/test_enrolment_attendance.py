@@ -9,6 +9,7 @@ import pytest
 from codicefiscale import codicefiscale
 from pydantic import ValidationError
 
+from conciliare.contracts.taxonomy import AttendanceMode
 from services.enrolment.attendance import (
     AttendanceEntry,
     InvalidAttendance,
@@ -20,12 +21,7 @@ from services.enrolment.attendance import (
     register_csv,
     validate_attendance,
 )
-from services.enrolment.domain import (
-    AttendanceMode,
-    EnrolmentStatus,
-    ExistingEnrolment,
-    Period,
-)
+from services.enrolment.domain import EnrolmentStatus, ExistingEnrolment, Period
 
 TODAY = date(2025, 4, 30)
 GIULIA_CF = codicefiscale.encode(
@@ -52,7 +48,6 @@ def enrolment(mode: AttendanceMode = AttendanceMode.FULL, **overrides: Any) -> E
         "hours": 40 if mode is AttendanceMode.HOUR_PACKAGE else None,
         "status": EnrolmentStatus.CONFIRMED,
         "requested_at": datetime(2025, 3, 1, tzinfo=UTC),
-        "sequence": 1,
     }
     data.update(overrides)
     return ExistingEnrolment.model_validate(data)

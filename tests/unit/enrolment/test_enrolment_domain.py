@@ -3,18 +3,19 @@
 from datetime import UTC, date, datetime, timedelta
 from itertools import product
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import pytest
 from codicefiscale import codicefiscale
 from pydantic import ValidationError
 
+from conciliare.contracts.taxonomy import AttendanceMode, SpecialNeed
 from conciliare.errors import Conflict
 from services.enrolment.domain import (
     ACTIVE_STATUSES,
     ALLOWED_TRANSITIONS,
+    FORMALIZED,
+    NOT_FORMALIZED,
     AgeRange,
-    AttendanceMode,
     ChildNeeds,
     ChildSpec,
     EnrolmentRequest,
@@ -29,19 +30,15 @@ from services.enrolment.domain import (
     Period,
     Refusal,
     RefusalCode,
-    SpecialNeed,
-    acceptance_outcome,
+    Territory,
     age_in_months,
     apply_transition,
     check_eligibility,
     format_age,
-    free_seats,
     mask_codice_fiscale,
     merge_periods,
     new_enrolment,
-    promotions,
     transition,
-    waitlist_order_key,
 )
 
 TODAY = date(2025, 5, 20)
@@ -142,9 +139,8 @@ def enrolment(
     child_id: str = "child-1",
     offering_id: str = "off-2",
     requested_at: datetime | None = None,
-    sequence: int | None = None,
 ) -> ExistingEnrolment:
-    seq = next(_seq) if sequence is None else sequence
+    seq = next(_seq)
     return ExistingEnrolment(
         enrolment_id=f"enr-{seq}",
         child_id=child_id,
@@ -153,7 +149,6 @@ def enrolment(
         attendance_mode=AttendanceMode.FULL,
         status=status,
         requested_at=requested_at or datetime(2025, 4, 1, 9, 0, tzinfo=UTC),
-        sequence=seq,
     )
 
 
@@ -798,10 +793,9 @@ def test_new_enrolment_starts_requested() -> None:
         request(attendance_mode="chosen_days", chosen_weekdays=[1, 2]),
         enrolment_id="enr-new",
         requested_at=at,
-        sequence=7,
     )
     assert e.status is EnrolmentStatus.REQUESTED
-    assert (e.requested_at, e.sequence, e.chosen_weekdays) == (at, 7, frozenset({1, 2}))
+    assert (e.requested_at, e.chosen_weekdays) == (at, frozenset({1, 2}))
 
 
 def test_requested_at_must_be_timezone_aware() -> None:
@@ -810,59 +804,36 @@ def test_requested_at_must_be_timezone_aware() -> None:
     assert errors_of(exc) == [(("requested_at",), "requested_at_naive")]
 
 
-# --- capacity and waitlist -----------------------------------------------------------
+# --- alliance territory (projection) --------------------------------------------------
+
+AT = datetime(2025, 5, 2, 9, 0, tzinfo=UTC)
 
 
-def test_free_seats_and_acceptance() -> None:
-    assert free_seats(20, 15) == 5
-    assert free_seats(20, 20) == 0
-    assert free_seats(20, 23) == 0
-    assert acceptance_outcome(20, 19) is EnrolmentStatus.CONFIRMED
-    assert acceptance_outcome(20, 20) is EnrolmentStatus.WAITLISTED
-    assert acceptance_outcome(0, 0) is EnrolmentStatus.WAITLISTED
+def test_territory_knows_its_comuni_once_the_alliance_is_known() -> None:
+    empty = Territory("all-1")
+    assert not empty.known and empty.formalized_partner_ids == frozenset()
+    assert empty.with_comuni([MARNATE, CASTELLANZA]).comuni_istat == {MARNATE, CASTELLANZA}
 
 
-def waiting(minute: int, sequence: int, status: EnrolmentStatus = EnrolmentStatus.WAITLISTED) -> ExistingEnrolment:
-    return enrolment(
-        date(2025, 6, 16),
-        date(2025, 6, 27),
-        status,
-        child_id=f"child-{sequence}",
-        offering_id="off-1",
-        requested_at=datetime(2025, 5, 2, 9, minute, tzinfo=UTC),
-        sequence=sequence,
+def test_the_newest_membership_change_wins_whatever_the_arrival_order() -> None:
+    formalized = Territory("all-1").with_membership("p-1", FORMALIZED, AT)
+    late_withdrawal = formalized.with_membership("p-1", "withdrawn", AT - timedelta(minutes=5))
+    assert late_withdrawal is formalized and late_withdrawal.formalized_partner_ids == {"p-1"}
+    withdrawn = formalized.with_membership("p-1", "withdrawn", AT + timedelta(minutes=5))
+    assert withdrawn.formalized_partner_ids == frozenset()
+
+
+def test_healing_applies_the_partners_answer_as_of_its_time() -> None:
+    territory = (
+        Territory("all-1")
+        .with_membership("p-old", FORMALIZED, AT - timedelta(days=1))
+        .with_membership("p-new", "withdrawn", AT + timedelta(minutes=1))
     )
-
-
-def test_waitlist_is_fifo_with_sequence_breaking_ties() -> None:
-    a, b, c, d = waiting(10, 4), waiting(5, 9), waiting(10, 3), waiting(30, 1)
-    assert sorted([a, b, c, d], key=waitlist_order_key) == [b, c, a, d]
-    assert promotions([a, b, c, d], 2) == [b, c]
-    assert promotions([a, b, c, d], 10) == [b, c, a, d]
-    assert promotions([a, b, c, d], 0) == []
-    assert promotions([a, b], -1) == []
-    assert promotions([], 3) == []
-
-
-def test_fifo_compares_instants_across_time_zones() -> None:
-    # 11:20 in Rome (summer time) is 09:20 UTC: earlier than 09:30 UTC.
-    in_rome = waiting(0, 2).model_copy(
-        update={"requested_at": datetime(2025, 5, 2, 11, 20, tzinfo=ZoneInfo("Europe/Rome"))}
-    )
-    in_utc = waiting(30, 1)
-    assert promotions([in_utc, in_rome], 1) == [in_rome]
-
-
-def test_promotions_skip_entries_no_longer_waitlisted() -> None:
-    gone = waiting(1, 1, EnrolmentStatus.CANCELLED)
-    next_in_line = waiting(2, 2)
-    assert promotions([gone, next_in_line], 1) == [next_in_line]
-
-
-def test_promotions_are_per_offering() -> None:
-    other = waiting(1, 1).model_copy(update={"offering_id": "off-2"})
-    with pytest.raises(ValueError):
-        promotions([other, waiting(2, 2)], 1)
+    healed = territory.healed([MARNATE], {"p-new", "p-other"}, AT)
+    assert healed.comuni_istat == {MARNATE}
+    # p-old is no longer formalized; p-new's withdrawal is newer than the answer.
+    assert healed.formalized_partner_ids == {"p-other"}
+    assert healed.members["p-old"].status == NOT_FORMALIZED
 
 
 def test_json_round_trip_for_storage_and_events() -> None:
@@ -871,7 +842,6 @@ def test_json_round_trip_for_storage_and_events() -> None:
         request(attendance_mode="chosen_days", chosen_weekdays=[5, 1]),
         enrolment_id="enr-rt",
         requested_at=datetime(2025, 5, 20, 8, 30, tzinfo=UTC),
-        sequence=3,
     )
     for model in (e, offering(), household(), ChildNeeds(needs=frozenset({SpecialNeed.BES}))):
         dumped = model.model_dump(mode="json")

@@ -1,0 +1,597 @@
+"""Service-layer tests of the enrolment use cases, on the in-memory fake repository.
+
+The same use cases the nameko service calls, with a fixed clock and the events
+dispatched collected; no servers, no mocks (see ``fakes.py``).
+"""
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from conciliare.chassis.validation import parse_event
+from conciliare.contracts.catalog import OfferingPublished, OfferingSnapshot, OfferingSuspended, OfferingUpdated
+from conciliare.contracts.enrolment import (
+    AttendanceRecord,
+    ChildCreate,
+    EnrolmentCreate,
+    EnrolmentOut,
+    EnrolmentQuery,
+    HouseholdCreate,
+    Viewer,
+)
+from conciliare.contracts.identity import Role
+from conciliare.contracts.partners import AllianceCreated, MembershipChanged, MembershipRole, MembershipStatus
+from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD, synthetic_child, synthetic_household
+from conciliare.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
+from services.enrolment import enrolments, households, projections, registers, relay, seating
+from services.enrolment.domain import ROME, Period
+from services.enrolment.ports import Repository, Runtime
+from services.enrolment.records import AuditPurpose, Enrolment, ListedEnrolment
+from services.enrolment.seats import OfferingSeats
+from tests.unit.enrolment.fakes import Clock, FakeRepository, Published, runtime
+
+MARNATE = "012098"
+CASTELLANZA = "012042"
+CREMA = "019035"
+ALLIANCE = "all-marnate"
+TOTEM = "p-totem"
+OFFERING = "off-post-scuola"
+
+FAMILY = Viewer(subject="user:famiglia.rossi", role=Role.FAMILY)
+OTHER_FAMILY = Viewer(subject="user:famiglia.verdi", role=Role.FAMILY)
+ADMIN = Viewer(subject="user:regione.admin", role=Role.PLATFORM_ADMIN)
+PROVIDER = Viewer(subject="user:totem.operatore", role=Role.PARTNER_OPERATOR, partner_id=TOTEM)
+OTHER_OPERATOR = Viewer(subject="user:rembrandt", role=Role.PARTNER_OPERATOR, partner_id="p-rembrandt")
+MANAGER = Viewer(subject="user:marnate.staff", role=Role.ALLIANCE_MANAGER, alliance_ids=[ALLIANCE])
+OTHER_MANAGER = Viewer(subject="user:crema.staff", role=Role.ALLIANCE_MANAGER, alliance_ids=["all-crema"])
+
+
+class World:
+    """A fake repository with an alliance, a published offering of two seats and a family."""
+
+    def __init__(self) -> None:
+        self.repo = FakeRepository()
+        self.clock = Clock()
+        self.published = Published()
+        self.sleeps: list[float] = []
+        self.today = self.clock.now.astimezone(ROME).date()
+        self.catalog_version = 1
+        projections.alliance_created(
+            self.repo,
+            self.rt(),
+            AllianceCreated(
+                alliance_id=ALLIANCE,
+                code="MARNATE-WLB",
+                name="Partenariato Work Life Balance - Marnate",
+                comuni_istat=[MARNATE, CASTELLANZA],
+                capofila_partner_id="p-comune-marnate",
+            ),
+        )
+        self.publish_offering()
+
+    def rt(self, **overrides: Any) -> Runtime:
+        return runtime(self.clock, self.published, sleeps=self.sleeps, **overrides)
+
+    def snapshot(self, **overrides: Any) -> OfferingSnapshot:
+        data: dict[str, Any] = {
+            "offering_id": OFFERING,
+            "alliance_id": ALLIANCE,
+            "provider_partner_id": TOTEM,
+            "status": "published",
+            "type": "post_scuola_dsa_adhd_bes",
+            "title": "Post scuola DSA alla primaria Manzoni",
+            "comune_istat": MARNATE,
+            "capacity": 2,
+            "age_min_months": 72,
+            "age_max_months": 143,
+            "special_needs_supported": ["dsa", "adhd", "bes"],
+            "attendance_modes": ["full", "hour_package"],
+            "periods": [{"kind": "term_time", "start": self.today, "end": self.today + timedelta(days=90)}],
+            "price_cents": 250,
+            "price_unit": "hour",
+            "version": self.catalog_version,
+        }
+        data.update(overrides)
+        return OfferingSnapshot.model_validate(data)
+
+    def publish_offering(self, **overrides: Any) -> None:
+        projections.offering_changed(
+            self.repo, self.rt(), OfferingPublished(alliance_id=ALLIANCE, offering=self.snapshot(**overrides))
+        )
+
+    def update_offering(
+        self, event: type[OfferingUpdated | OfferingSuspended] = OfferingUpdated, **changes: Any
+    ) -> None:
+        self.catalog_version += 1
+        offering = self.snapshot(**changes)
+        projections.offering_changed(self.repo, self.rt(), event(alliance_id=ALLIANCE, offering=offering))
+
+    def household(self, viewer: Viewer = FAMILY, payload: dict[str, Any] | None = None) -> str:
+        spec = HouseholdCreate.model_validate(payload or ROSSI_HOUSEHOLD)
+        return households.create_household(self.repo, viewer, spec, self.clock()).id
+
+    def child(self, household_id: str, payload: dict[str, Any], viewer: Viewer = FAMILY) -> str:
+        return households.add_child(self.repo, household_id, viewer, ChildCreate.model_validate(payload), self.rt()).id
+
+    def children(self, count: int, viewer: Viewer = FAMILY) -> list[str]:
+        household_id = self.household(viewer)
+        born = date(self.today.year - 8, 1, 10)
+        return [self.child(household_id, synthetic_child(i, born), viewer) for i in range(count)]
+
+    def body(self, child_id: str, start: date | None = None, days: int = 30, **extra: Any) -> EnrolmentCreate:
+        first = start or self.today
+        return EnrolmentCreate.model_validate(
+            {
+                "child_id": child_id,
+                "offering_id": OFFERING,
+                "period": {"start": first.isoformat(), "end": (first + timedelta(days=days)).isoformat()},
+                "attendance_mode": "full",
+                **extra,
+            }
+        )
+
+    def enrol(self, child_id: str, key: str | None = None, viewer: Viewer = FAMILY, **kw: Any) -> EnrolmentOut:
+        self.clock.advance(0.001)
+        return enrolments.request_enrolment(self.repo, viewer, self.body(child_id, **kw), key, self.rt())
+
+    def get(self, enrolment_id: str, viewer: Viewer = FAMILY) -> EnrolmentOut:
+        return enrolments.get_enrolment(self.repo, enrolment_id, viewer, self.rt())
+
+    def cancel(self, enrolment_id: str, viewer: Viewer = FAMILY, reason: str | None = None) -> EnrolmentOut:
+        return enrolments.cancel_enrolment(self.repo, enrolment_id, viewer, reason, self.rt())
+
+    def listed(self, viewer: Viewer, **query: Any) -> list[str]:
+        page = enrolments.list_enrolments(self.repo, viewer, EnrolmentQuery.model_validate(query))
+        return [e.id for e in page.items]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def refusal_fields(raised: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
+    return [e["field"] for e in raised.value.errors]
+
+
+# --- requests, seats and the waitlist ----------------------------------------------------------------
+
+
+def test_requests_are_confirmed_then_waitlisted_in_arrival_order(world: World) -> None:
+    results = [world.enrol(kid) for kid in world.children(4)]
+    assert [r.status for r in results] == ["confirmed", "confirmed", "waitlisted", "waitlisted"]
+    assert [r.sequence for r in results] == [1, 2, 3, 4]
+    assert [r.waitlist_position for r in results] == [None, None, 1, 2]
+    assert [r.status_label for r in results][2] == "in lista d'attesa"
+    assert enrolments.seat_counts(world.repo, OFFERING).model_dump() == {"confirmed": 2, "waitlisted": 2}
+    assert world.published.types() == ["enrolment.confirmed"] * 2 + ["enrolment.waitlisted"] * 2
+    waitlisted = world.published.events[3][1]
+    assert waitlisted["position"] == 2 and waitlisted["child_id"] == results[3].child_id
+    assert not world.repo.undecided_by_id  # nothing left for the relay
+
+
+def test_cancelling_promotes_the_first_waitlisted_child(world: World) -> None:
+    results = [world.enrol(kid) for kid in world.children(4)]
+    world.published.events.clear()
+    cancelled = world.cancel(results[0].id, reason="Trasferimento")
+    assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "Trasferimento")
+    assert cancelled.cancelled_at == world.clock.now
+    promoted = world.get(results[2].id)
+    assert promoted.status == "confirmed" and promoted.promoted is True
+    assert world.get(results[3].id).waitlist_position == 1
+    assert world.published.types() == ["enrolment.cancelled", "enrolment.promoted"]
+    assert world.published.events[1][1]["position"] == 1
+    with pytest.raises(Conflict):
+        world.cancel(results[0].id)
+
+
+def test_cancel_is_for_the_family_and_the_provider_not_for_other_tenants_or_read_only_staff(world: World) -> None:
+    [kid] = world.children(1)
+    created = world.enrol(kid)
+    with pytest.raises(Forbidden):
+        world.cancel(created.id, MANAGER)
+    for stranger in (OTHER_OPERATOR, OTHER_FAMILY, OTHER_MANAGER):
+        with pytest.raises(NotFound):
+            world.cancel(created.id, stranger)
+    assert world.cancel(created.id, PROVIDER).status == "cancelled"
+
+
+def test_capacity_increase_promotes_as_many_as_fit_and_late_revisions_are_ignored(world: World) -> None:
+    results = [world.enrol(kid) for kid in world.children(6)]
+    world.update_offering(capacity=5)
+    assert [world.get(r.id).status for r in results] == ["confirmed"] * 5 + ["waitlisted"]
+    promotions = [p for t, p in world.published.events if t == "enrolment.promoted"]
+    assert [p["position"] for p in promotions] == [1, 2, 3]
+    # A late, older revision (capacity 2) changes nothing.
+    stale = world.snapshot(capacity=2, version=world.catalog_version - 1)
+    projections.offering_changed(world.repo, world.rt(), OfferingUpdated(alliance_id=ALLIANCE, offering=stale))
+    assert enrolments.seat_counts(world.repo, OFFERING).confirmed == 5
+    assert enrolments.offering_roster(world.repo, OFFERING, PROVIDER, world.clock()).capacity == 5
+
+
+def test_a_request_decided_after_the_offering_closed_is_refused(world: World) -> None:
+    [kid] = world.children(1)
+
+    def suspend_then_decide(repo: Repository, rt: Runtime, request: Enrolment) -> OfferingSeats | None:
+        # The catalog suspends the offering between the eligibility check and the decision.
+        world.update_offering(OfferingSuspended, status="suspended")
+        return seating.decide_now(repo, rt, request)
+
+    with pytest.raises(ValidationFailed) as raised:
+        enrolments.request_enrolment(world.repo, FAMILY, world.body(kid), None, world.rt(decide=suspend_then_decide))
+    assert refusal_fields(raised) == ["offering_not_published"]
+    assert world.published.types() == ["enrolment.cancelled"]
+    # Once suspended, a request is refused before anything is stored.
+    [other] = world.children(1, OTHER_FAMILY)
+    with pytest.raises(ValidationFailed) as raised:
+        world.enrol(other, viewer=OTHER_FAMILY)
+    assert refusal_fields(raised) == ["offering_not_published"]
+
+
+# --- idempotency ----------------------------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_returns_the_first_enrolment_and_creates_nothing(world: World) -> None:
+    kids = world.children(3)
+    world.enrol(kids[1])
+    world.enrol(kids[2])
+    first = world.enrol(kids[0], key="chiave-1")
+    again = world.enrol(kids[0], key="chiave-1")
+    assert again == first and first.status == "waitlisted" and first.waitlist_position == 1
+    assert len(world.repo.enrolments_by_id) == 3
+    assert [e.enrolment_id for e in world.repo.child(kids[0]).enrolments] == [first.id]  # type: ignore[union-attr]
+    assert world.published.types().count("enrolment.waitlisted") == 1
+    # Another family's key of the same name is another request.
+    assert enrolments.enrolment_id_for(OTHER_FAMILY.subject, "chiave-1") != first.id
+
+
+def test_a_retry_completes_a_request_a_crash_left_undecided(world: World) -> None:
+    [kid] = world.children(1)
+
+    def crash(repo: Repository, rt: Runtime, request: Enrolment) -> OfferingSeats | None:
+        raise RuntimeError("the process dies before deciding")
+
+    with pytest.raises(RuntimeError):
+        enrolments.request_enrolment(world.repo, FAMILY, world.body(kid), "chiave-2", world.rt(decide=crash))
+    assert list(world.repo.undecided_by_id) == list(world.repo.enrolments_by_id)
+    retried = world.enrol(kid, key="chiave-2")
+    assert retried.status == "confirmed" and retried.sequence == 1
+    assert len(world.repo.enrolments_by_id) == 1 and not world.repo.undecided_by_id
+
+
+# --- crash safety ----------------------------------------------------------------------------------
+
+
+def test_a_request_still_undecided_is_answered_requested_and_decided_by_the_relay(world: World) -> None:
+    kids = world.children(3)
+
+    def slow(repo: Repository, rt: Runtime, request: Enrolment) -> OfferingSeats | None:
+        return None  # the decider did not answer within the wait
+
+    waiting = enrolments.request_enrolment(world.repo, FAMILY, world.body(kids[0]), None, world.rt(decide=slow))
+    assert waiting.status == "requested" and waiting.sequence is None
+    assert world.get(waiting.id).status == "requested"  # too recent for a read to decide it
+    assert relay.run(world.repo, world.rt()) == 0
+    world.clock.advance(seating.STALE_REQUEST_SECONDS + 1)
+    assert relay.run(world.repo, world.rt()) == 1  # decided, and its event published with it
+    assert world.published.types()[-1] == "enrolment.confirmed"
+    assert world.get(waiting.id).status == "confirmed"
+
+    stuck = enrolments.request_enrolment(world.repo, FAMILY, world.body(kids[1]), None, world.rt(decide=slow))
+    world.clock.advance(seating.STALE_REQUEST_SECONDS + 1)
+    assert world.get(stuck.id).status == "confirmed"  # a read finishes it at once
+    assert world.enrol(kids[2]).sequence == 3
+
+
+def test_events_left_by_a_crash_after_the_decision_are_published_by_the_relay(world: World) -> None:
+    kids = world.children(3)
+
+    def crash(event_type: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError("broker away")
+
+    for kid in kids:
+        world.clock.advance(0.001)
+        enrolments.request_enrolment(world.repo, FAMILY, world.body(kid), None, runtime(world.clock, Published()))
+    world.repo.outbox[OFFERING].clear()
+    [kid] = world.children(1, OTHER_FAMILY)
+    out = enrolments.request_enrolment(
+        world.repo,
+        OTHER_FAMILY,
+        world.body(kid),
+        None,
+        Runtime(dispatch=crash, now=world.clock, sleep=world.sleeps.append, jitter=lambda: 0.5),
+    )
+    assert out.status == "waitlisted"  # the decision is stored: the answer does not wait for the broker
+    assert len(world.repo.outbox[OFFERING]) == 1
+    relay.run(world.repo, world.rt())
+    assert world.published.types()[-1] == "enrolment.waitlisted" and not world.repo.outbox[OFFERING]
+
+
+def test_a_lost_race_is_retried_and_too_many_give_up_as_unavailable(world: World) -> None:
+    kids = world.children(2)
+    losses = iter([False, False])
+    world.repo.before_seats_write = lambda seats: next(losses, True)
+    assert world.enrol(kids[0]).status == "confirmed"
+    assert len(world.sleeps) == 2 and world.sleeps[1] > world.sleeps[0] > 0
+
+    world.repo.before_seats_write = lambda seats: False
+    with pytest.raises(Unavailable):
+        world.enrol(kids[1], key="busy")
+    # The request is stored and noted: a retry or the relay decides it later.
+    world.repo.before_seats_write = None
+    assert world.enrol(kids[1], key="busy").status == "confirmed"
+
+
+# --- eligibility -------------------------------------------------------------------------------
+
+
+def test_every_refusal_reason_is_returned_and_nothing_is_stored(world: World) -> None:
+    household_id = world.household(FAMILY, synthetic_household(7, residence_istat=CREMA))
+    teenager = world.child(
+        household_id, {**synthetic_child(1, date(world.today.year - 13, 1, 10)), "needs": ["disabilita"]}
+    )
+    body = world.body(
+        teenager, start=world.today + timedelta(days=85), days=20, attendance_mode="chosen_days", chosen_weekdays=[1, 3]
+    )
+    with pytest.raises(ValidationFailed) as raised:
+        enrolments.request_enrolment(world.repo, FAMILY, body, None, world.rt())
+    assert refusal_fields(raised) == [
+        "period_outside_calendar",
+        "age_out_of_range",
+        "needs_not_supported",
+        "not_in_alliance",
+        "attendance_mode_not_offered",
+    ]
+    assert "disabilità" in raised.value.errors[2]["message"]
+    assert not world.repo.enrolments_by_id and not world.repo.undecided_by_id
+    assert world.repo.child(teenager).enrolments == ()  # type: ignore[union-attr]
+
+
+def test_an_employee_of_a_formalized_partner_is_eligible_without_living_there(world: World) -> None:
+    projections.membership_changed(
+        world.repo,
+        world.rt(),
+        MembershipChanged(
+            alliance_id=ALLIANCE,
+            partner_id=TOTEM,
+            role=MembershipRole.PARTNER,
+            status=MembershipStatus.FORMALIZED,
+            previous_status=None,
+        ),
+    )
+    commuter = synthetic_household(3, residence_istat=CREMA)
+    commuter["guardians"][0] |= {"employment": "employed_by_partner", "employer_partner_id": TOTEM}
+    household_id = world.household(FAMILY, commuter)
+    kid = world.child(household_id, synthetic_child(1, date(world.today.year - 8, 1, 10)))
+    assert world.enrol(kid).status == "confirmed"
+
+
+def test_overlapping_requests_of_one_child(world: World) -> None:
+    world.publish_offering(offering_id="off-compiti", title="Spazio compiti")
+    [kid] = world.children(1)
+    first = world.enrol(kid)
+    with pytest.raises(ValidationFailed) as raised:
+        enrolments.request_enrolment(
+            world.repo,
+            FAMILY,
+            world.body(kid, start=world.today + timedelta(days=10)).model_copy(update={"offering_id": "off-compiti"}),
+            None,
+            world.rt(),
+        )
+    assert refusal_fields(raised) == ["overlapping_enrolment"]
+    world.cancel(first.id)
+    assert world.enrol(kid).status == "confirmed"  # once cancelled, the period is free again
+
+
+def test_a_request_listed_a_moment_earlier_wins_and_a_dead_one_holds_nothing(world: World) -> None:
+    [kid] = world.children(1)
+    # Another request of this child listed itself first and is being stored right now.
+    period = Period(start=world.today, end=world.today + timedelta(days=5))
+    world.repo.list_enrolment(kid, ListedEnrolment("in-flight", OFFERING, period, world.clock()))
+    with pytest.raises(ValidationFailed) as raised:
+        world.enrol(kid)
+    assert refusal_fields(raised) == ["overlapping_enrolment"]
+    assert [e.enrolment_id for e in world.repo.child(kid).enrolments] == ["in-flight"]  # type: ignore[union-attr]
+    # That attempt died before storing its enrolment: after a while it blocks nothing.
+    world.clock.advance(seating.IN_FLIGHT_SECONDS + 1)
+    assert world.enrol(kid).status == "confirmed"
+
+
+# --- access per role and tenant ----------------------------------------------------------------
+
+
+def test_only_a_family_enrols_and_only_its_own_child(world: World) -> None:
+    [kid] = world.children(1)
+    with pytest.raises(Forbidden):
+        world.enrol(kid, viewer=PROVIDER)
+    with pytest.raises(NotFound):
+        world.enrol(kid, viewer=OTHER_FAMILY)
+    with pytest.raises(NotFound):
+        enrolments.request_enrolment(
+            world.repo, FAMILY, world.body(kid).model_copy(update={"offering_id": "off-unknown"}), None, world.rt()
+        )
+
+
+def test_reads_and_lists_are_scoped_to_the_tenant(world: World) -> None:
+    [kid] = world.children(1)
+    created = world.enrol(kid)
+    [other_kid] = world.children(1, OTHER_FAMILY)
+    other = world.enrol(other_kid, viewer=OTHER_FAMILY)
+    for viewer in (FAMILY, PROVIDER, MANAGER, ADMIN):
+        assert world.get(created.id, viewer).id == created.id
+    for stranger in (OTHER_FAMILY, OTHER_OPERATOR, OTHER_MANAGER):
+        with pytest.raises(NotFound):
+            world.get(created.id, stranger)
+    assert world.listed(FAMILY) == [created.id]
+    assert world.listed(OTHER_FAMILY) == [other.id]
+    assert world.listed(PROVIDER) == world.listed(MANAGER) == world.listed(ADMIN) == [other.id, created.id]
+    assert world.listed(PROVIDER, status="confirmed", child_id=kid) == [created.id]
+    assert world.listed(OTHER_OPERATOR) == world.listed(OTHER_MANAGER) == []
+    with pytest.raises(ValidationFailed):
+        world.listed(FAMILY, status="sospesa")
+
+
+def test_roster_shows_needs_only_to_the_provider_and_audits_each_read(world: World) -> None:
+    household_id = world.household()
+    giulia = world.child(household_id, GIULIA)
+    others = [world.child(household_id, synthetic_child(i, date(world.today.year - 8, 1, 10))) for i in range(2)]
+    for kid in [giulia, *others]:
+        world.enrol(kid)
+    before = len(world.repo.audit_log)
+
+    roster = enrolments.offering_roster(world.repo, OFFERING, PROVIDER, world.clock())
+    assert roster.needs_disclosed and roster.confirmed_count == 2 and roster.waitlisted_count == 1
+    assert [e.waitlist_position for e in roster.waitlist] == [1]
+    assert next(e for e in roster.confirmed if e.child_id == giulia).needs == ["dsa"]
+    assert all("*" in e.child_codice_fiscale for e in roster.confirmed + roster.waitlist)
+    reads = world.repo.audit_log[before:]
+    assert {r.child_id for r in reads} == {giulia, *others}
+    assert all(r.purpose is AuditPurpose.PROVIDER_ROSTER and r.reader_role is Role.PARTNER_OPERATOR for r in reads)
+
+    by_manager = enrolments.offering_roster(world.repo, OFFERING, MANAGER, world.clock())
+    assert not by_manager.needs_disclosed and all(e.needs is None for e in by_manager.confirmed)
+    assert len(world.repo.audit_log) == before + 3
+    for stranger in (OTHER_OPERATOR, FAMILY, OTHER_MANAGER):
+        with pytest.raises(NotFound):
+            enrolments.offering_roster(world.repo, OFFERING, stranger, world.clock())
+
+
+# --- households, children and their needs ----------------------------------------------------------
+
+
+def test_children_needs_are_kept_apart_and_every_read_is_audited(world: World) -> None:
+    household_id = world.household()
+    with pytest.raises(Conflict):
+        world.household()
+    created = households.add_child(world.repo, household_id, FAMILY, ChildCreate.model_validate(GIULIA), world.rt())
+    assert created.needs == ["dsa"]
+    assert world.repo.needs[created.id].needs == {"dsa"}
+    listed = households.list_children(world.repo, household_id, FAMILY, world.clock())
+    assert [c.needs for c in listed] == [["dsa"]]
+    assert [c.needs for c in households.list_children(world.repo, household_id, ADMIN, world.clock())] == [None]
+    with pytest.raises(NotFound):
+        households.list_children(world.repo, household_id, OTHER_FAMILY, world.clock())
+    with pytest.raises(NotFound):
+        households.list_children(world.repo, household_id, PROVIDER, world.clock())
+    trail = world.repo.audit_trail(created.id)
+    assert [(a.reader_subject, a.purpose) for a in trail] == [
+        (FAMILY.subject, AuditPurpose.REGISTRATION),
+        (FAMILY.subject, AuditPurpose.FAMILY_VIEW),
+    ]
+    world.enrol(created.id)
+    assert world.repo.audit_trail(created.id)[-1].purpose is AuditPurpose.ELIGIBILITY
+    with pytest.raises(Conflict):
+        world.child(household_id, GIULIA)
+    assert len(world.repo.children_by_id) == 1
+
+
+def test_households_belong_to_their_family(world: World) -> None:
+    household_id = world.household()
+    assert households.get_household(world.repo, household_id, ADMIN).residence_comune_name == "Marnate"
+    with pytest.raises(NotFound):
+        households.get_household(world.repo, household_id, OTHER_FAMILY)
+    with pytest.raises(Forbidden):
+        households.create_household(
+            world.repo, PROVIDER, HouseholdCreate.model_validate(ROSSI_HOUSEHOLD), world.clock()
+        )
+    with pytest.raises(Forbidden):
+        households.list_households(world.repo, MANAGER, 10, 0)
+    with pytest.raises(Forbidden):
+        households.add_child(world.repo, household_id, ADMIN, ChildCreate.model_validate(GIULIA), world.rt())
+    assert households.list_households(world.repo, FAMILY, 10, 0).total == 1
+    assert households.list_households(world.repo, OTHER_FAMILY, 10, 0).total == 0
+    assert households.list_households(world.repo, ADMIN, 10, 0).items[0].id == household_id
+
+
+# --- projections ----------------------------------------------------------------------------------
+
+
+def test_an_event_with_fields_this_service_does_not_know_is_still_applied(world: World) -> None:
+    payload = OfferingPublished(alliance_id=ALLIANCE, offering=world.snapshot(offering_id="off-new")).model_dump(
+        mode="json"
+    )
+    payload["channel"] = "app"  # a field a newer producer added ...
+    payload["offering"]["accessibility"] = {"ramp": True}  # ... at top level and nested
+    payload["offering"]["periods"][0]["label"] = "anno scolastico"
+    projections.offering_changed(world.repo, world.rt(), parse_event(OfferingPublished, payload))
+    assert world.repo.offering("off-new") is not None
+    assert world.repo.seats("off-new") is not None and world.repo.seats("off-new").capacity == 2  # type: ignore[union-attr]
+
+
+def test_the_same_event_twice_is_applied_once_and_a_late_membership_change_loses(world: World) -> None:
+    created = AllianceCreated(
+        alliance_id="all-x", code="X", name="Alleanza X", comuni_istat=[MARNATE], capofila_partner_id="p-1"
+    )
+    projections.alliance_created(world.repo, world.rt(), created)
+    projections.alliance_created(world.repo, world.rt(), created.model_copy(update={"comuni_istat": [CREMA]}))
+    assert world.repo.territory("all-x").comuni_istat == {MARNATE}  # type: ignore[union-attr]
+
+    def change(status: MembershipStatus, minutes_ago: int) -> MembershipChanged:
+        return MembershipChanged(
+            alliance_id="all-x",
+            partner_id=TOTEM,
+            role=MembershipRole.PARTNER,
+            status=status,
+            previous_status=None,
+            occurred_at=world.clock.now - timedelta(minutes=minutes_ago),
+        )
+
+    projections.membership_changed(world.repo, world.rt(), change(MembershipStatus.FORMALIZED, 0))
+    projections.membership_changed(world.repo, world.rt(), change(MembershipStatus.WITHDRAWN, 5))
+    assert world.repo.territory("all-x").formalized_partner_ids == {TOTEM}  # type: ignore[union-attr]
+
+
+def test_missing_projections_are_fetched_from_their_owners(world: World) -> None:
+    snapshot = world.snapshot(offering_id="off-late", alliance_id="all-late")
+    rt = world.rt(
+        fetch_offering=lambda offering_id: snapshot.model_dump(mode="json") if offering_id == "off-late" else None,
+        fetch_territory=lambda alliance_id: {"comuni_istat": [MARNATE], "formalized_partner_ids": [TOTEM]},
+    )
+    [kid] = world.children(1)
+    body = world.body(kid).model_copy(update={"offering_id": "off-late"})
+    assert enrolments.request_enrolment(world.repo, FAMILY, body, None, rt).status == "confirmed"
+    assert world.repo.territory("all-late").formalized_partner_ids == {TOTEM}  # type: ignore[union-attr]
+    # An alliance never heard of, with the partners service away: "unavailable", retry later.
+    world.publish_offering(offering_id="off-orphan", alliance_id="all-unknown")
+    [other] = world.children(1, OTHER_FAMILY)
+    orphan = world.body(other).model_copy(update={"offering_id": "off-orphan"})
+    with pytest.raises(Unavailable):
+        enrolments.request_enrolment(world.repo, OTHER_FAMILY, orphan, None, world.rt())
+    # The catalog away too: the offering is not found.
+    unknown = world.body(other).model_copy(update={"offering_id": "off-unknown"})
+    with pytest.raises(NotFound):
+        enrolments.request_enrolment(world.repo, OTHER_FAMILY, unknown, None, world.rt())
+
+
+# --- attendance -----------------------------------------------------------------------------------
+
+
+def test_attendance_is_recorded_by_the_provider_and_exported_masked(world: World) -> None:
+    household_id = world.household()
+    giulia = world.child(household_id, GIULIA)
+    kid = world.child(household_id, synthetic_child(3, date(world.today.year - 8, 1, 10)))
+    confirmed = world.enrol(giulia)
+    world.enrol(kid)
+    world.clock.advance(3 * 86_400)
+    days = [world.today + timedelta(days=i) for i in range(3)]
+    record = AttendanceRecord.model_validate(
+        {"entries": [{"day": d.isoformat(), "present": i != 1} for i, d in enumerate(days)]}
+    )
+    out = registers.record_attendance(world.repo, confirmed.id, PROVIDER, record, world.rt())
+    assert out.totals.days_present == 2
+    again = AttendanceRecord.model_validate({"entries": [{"day": days[1].isoformat(), "present": True}]})
+    assert registers.record_attendance(world.repo, confirmed.id, PROVIDER, again, world.rt()).totals.days_present == 3
+    with pytest.raises(Forbidden):
+        registers.record_attendance(world.repo, confirmed.id, MANAGER, again, world.rt())
+    with pytest.raises(NotFound):
+        registers.record_attendance(world.repo, confirmed.id, OTHER_OPERATOR, again, world.rt())
+    assert registers.get_attendance(world.repo, confirmed.id, MANAGER).totals.days_present == 3
+
+    export = registers.attendance_register(world.repo, OFFERING, world.today.strftime("%Y-%m"), PROVIDER)
+    lines = export.content.lstrip("\ufeff").split("\r\n")
+    assert export.filename == f"registro-presenze-post-scuola-dsa-alla-primaria-manzoni-{world.today:%Y-%m}.csv"
+    assert any(line.startswith("Rossi Giulia;RSS************") for line in lines)
+    assert GIULIA["codice_fiscale"] not in export.content
+    with pytest.raises(ValidationFailed):
+        registers.attendance_register(world.repo, OFFERING, "2027-13", PROVIDER)
