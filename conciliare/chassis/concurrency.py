@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from conciliare.errors import Conflict
+from conciliare.errors import Conflict, DomainError
 
 T = TypeVar("T")
 
@@ -32,18 +32,21 @@ def until_written(
     *,
     attempts: int = WRITE_ATTEMPTS,
     busy_message: str = BUSY,
-    sleep: Callable[[float], None] = time.sleep,
+    busy_error: type[DomainError] = Conflict,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
     """Run ``attempt`` (read, decide, guarded write) until its write wins.
 
     ``attempt`` returns None when its guarded write lost to a concurrent one and
-    raises when the rule refuses; after ``attempts`` lost races the caller gets a
-    ``Conflict`` it may retry later.
+    raises when the rule refuses; after ``attempts`` lost races the caller gets
+    ``busy_error`` (a ``Conflict`` by default; ``Unavailable`` where the caller should
+    simply retry later, as on a click day) with ``busy_message``.
     """
+    pause = sleep or time.sleep
     for number in range(attempts):
         if number:
-            sleep(pause_before(number))
+            pause(pause_before(number))
         result = attempt()
         if result is not None:
             return result
-    raise Conflict(busy_message)
+    raise busy_error(busy_message)

@@ -2,11 +2,10 @@
 
 ``Repository`` is everything they store and read; ``repository.MongoRepository``
 implements it on MongoDB, the unit tests' ``FakeRepository`` in memory. ``Runtime``
-is the rest: clock, sleep, jitter, event dispatch, the RPC fall-backs, and how a
+is the rest: clock, sleep, event dispatch, the RPC fall-backs, and how a
 request waits for its seat decision.
 """
 
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -165,11 +164,6 @@ def _no_fetch(_: str) -> dict[str, Any] | None:
     return None
 
 
-def _jitter() -> float:
-    # Spreads retries of writers that lost a race; not security relevant.
-    return random.random()  # noqa: S311
-
-
 @dataclass(frozen=True)
 class Runtime:
     """What a use case needs from its surroundings; the service and the tests provide it.
@@ -183,7 +177,6 @@ class Runtime:
     dispatch: Dispatch
     now: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
-    jitter: Callable[[], float] = _jitter
     fetch_territory: Fetch = _no_fetch
     fetch_offering: Fetch = _no_fetch
     decide: Decide | None = None

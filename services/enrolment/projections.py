@@ -10,8 +10,9 @@ another writer got there first: no lock anywhere.
 
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
+from conciliare.chassis.concurrency import until_written
 from conciliare.chassis.validation import parse, parse_event
 from conciliare.contracts.catalog import OfferingEvent, OfferingSnapshot
 from conciliare.contracts.partners import AllianceCreated, MembershipChanged
@@ -20,6 +21,8 @@ from services.enrolment import seating
 from services.enrolment.access import OFFERING_NOT_FOUND
 from services.enrolment.domain import OfferingProjection, Territory
 from services.enrolment.ports import Repository, Runtime
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +87,13 @@ def offering_for_request(repo: Repository, runtime: Runtime, offering_id: str) -
 
 
 def _store_offering(repo: Repository, runtime: Runtime, projection: OfferingProjection) -> None:
-    for attempt in range(seating.MAX_ATTEMPTS):
+    def attempt() -> bool | None:
         current = repo.offering(projection.offering_id)
         if current is not None and current.version >= projection.version:
-            return  # a late event: the stored revision is newer
-        if repo.save_offering(projection, current):
-            return
-        runtime.sleep(seating.BACKOFF_SECONDS * (attempt + 1) * (0.5 + runtime.jitter()))
-    raise Unavailable(seating.BUSY)
+            return True  # a late event: the stored revision is newer
+        return True if repo.save_offering(projection, current) else None
+
+    _until_written(runtime, attempt)
 
 
 # --- alliances -------------------------------------------------------------------------------
@@ -131,10 +133,15 @@ def territory_for_request(repo: Repository, runtime: Runtime, alliance_id: str) 
 def _change_territory(
     repo: Repository, runtime: Runtime, alliance_id: str, change: Callable[[Territory], Territory]
 ) -> Territory:
-    for attempt in range(seating.MAX_ATTEMPTS):
+    def attempt() -> Territory | None:
         current = repo.territory(alliance_id) or Territory(alliance_id)
         changed = change(current)
-        if changed == current or repo.save_territory(changed):
-            return changed
-        runtime.sleep(seating.BACKOFF_SECONDS * (attempt + 1) * (0.5 + runtime.jitter()))
-    raise Unavailable(seating.BUSY)
+        return changed if changed == current or repo.save_territory(changed) else None
+
+    return _until_written(runtime, attempt)
+
+
+def _until_written(runtime: Runtime, attempt: Callable[[], T | None]) -> T:
+    return until_written(
+        attempt, attempts=seating.MAX_ATTEMPTS, busy_message=seating.BUSY, busy_error=Unavailable, sleep=runtime.sleep
+    )

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+from conciliare.chassis.concurrency import until_written
 from conciliare.contracts.common import IntegrationEvent
 from conciliare.contracts.enrolment import (
     EnrolmentCancelled,
@@ -53,7 +54,6 @@ from services.enrolment.seats import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 12
-BACKOFF_SECONDS: Final = 0.004
 # A request stored this long ago and still undecided lost its decider (a crash):
 # the relay timer, or the next read of it, decides it.
 STALE_REQUEST_SECONDS: Final = 3.0
@@ -74,7 +74,8 @@ def apply(
     others the events name are read. Publishing is the caller's next step (``publish``).
     """
     records = {record.id: record for record in known}
-    for attempt in range(MAX_ATTEMPTS):
+
+    def attempt() -> OfferingSeats | None:
         now = runtime.now()
         seats = repo.seats(offering_id) or OfferingSeats(offering_id)
         events = _follow_projection(repo, seats, now)
@@ -83,11 +84,15 @@ def apply(
             return seats
         missing = {event.enrolment_id for event in events} - records.keys()
         records.update((record.id, record) for record in repo.enrolments(sorted(missing)))
-        if repo.save_seats(seats, _integration_events(events, records)):
-            return seats
-        runtime.sleep(BACKOFF_SECONDS * (attempt + 1) * (0.5 + runtime.jitter()))
-    log.warning("seats of offering %s: %d writers in a row got there first", offering_id, MAX_ATTEMPTS)
-    raise Unavailable(BUSY)
+        return seats if repo.save_seats(seats, _integration_events(events, records)) else None
+
+    try:
+        return until_written(
+            attempt, attempts=MAX_ATTEMPTS, busy_message=BUSY, busy_error=Unavailable, sleep=runtime.sleep
+        )
+    except Unavailable:
+        log.warning("seats of offering %s: %d writers in a row got there first", offering_id, MAX_ATTEMPTS)
+        raise
 
 
 def publish(repo: Repository, runtime: Runtime, offering_id: str) -> None:

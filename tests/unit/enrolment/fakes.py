@@ -274,7 +274,6 @@ def runtime(
         dispatch=published,
         now=clock,
         sleep=recorded.append,
-        jitter=lambda: 0.5,
         fetch_territory=fetch_territory or (lambda _: None),
         fetch_offering=fetch_offering or (lambda _: None),
         decide=decide,
