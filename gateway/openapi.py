@@ -11,24 +11,34 @@ built the document, one pass over every route:
 - documents ``Retry-After`` on 503/504 and ``WWW-Authenticate`` on 401;
 - turns the ``Idempotency-Key`` header of every create into a reference to one
   reusable parameter (``#/components/parameters/IdempotencyKey``);
+- turns the ``If-Match`` header of every versioned write into a reference to one
+  reusable parameter (``#/components/parameters/IfMatch``);
 - declares wall-clock times (opening hours) as ``HH:MM[:SS]`` strings: they are
   Europe/Rome local times without an offset, which JSON Schema's ``format: time``
   (RFC 3339, offset required) does not describe.
+
+It also holds the gateway's optimistic-concurrency rules for versioned resources
+(projects, offerings), documented once: reads and writes answer ``ETag: "<version>"``;
+a write (PUT) names the version it was read at, as ``If-Match: "<version>"`` or as
+the body's ``version``; a stale ``If-Match`` answers 412, a stale body ``version`` 409,
+neither 428.
 
 Routes can still add their own ``responses=`` (e.g. a 202, or the token
 endpoint's 400 and 401); those are kept.
 """
 
+import re
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic.json_schema import models_json_schema
 
+from conciliare.errors import Conflict
 from gateway.deps import current_principal, get_identity, get_rpc
-from gateway.errors import PROBLEM_JSON, RETRY_AFTER_SECONDS
+from gateway.errors import PROBLEM_JSON, RETRY_AFTER_SECONDS, ProblemError
 from gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, get_idempotency
 from gateway.schemas.common import Problem
 
@@ -45,11 +55,107 @@ DESCRIPTIONS: Final[dict[int, str]] = {
     403: "Operazione non consentita a questo utente o token",
     404: "Risorsa non trovata (o di un'altra alleanza: l'esistenza non viene rivelata)",
     409: "Conflitto con lo stato attuale (duplicato, versione superata, richiesta con la stessa chiave in corso)",
-    412: "La versione indicata in If-Match non è più quella attuale",
+    412: "La versione indicata in If-Match non è più quella attuale: rileggere la risorsa e riprovare",
+    428: "Manca la versione letta: indicarla con If-Match (l'ETag ricevuto) o nel campo `version`",
     422: "Dati non validi: `errors` elenca ogni campo e il motivo",
     503: "Un servizio o una dipendenza non è raggiungibile: riprovare dopo `Retry-After` secondi",
     504: "Un servizio non ha risposto in tempo: riprovare dopo `Retry-After` secondi",
 }
+
+
+# --- optimistic concurrency: ETag / If-Match ------------------------------------------
+
+IF_MATCH_HEADER: Final = "If-Match"
+ETAG_HEADER: Final = "ETag"
+IF_MATCH_PARAMETER: Final = "IfMatch"
+IF_MATCH_DESCRIPTION: Final = (
+    'La versione letta, come l\'ETag ricevuto (es. `"3"`). Se nel frattempo la risorsa è cambiata '
+    "la modifica non viene applicata e la risposta è 412; in alternativa si può indicare la versione "
+    "nel campo `version` del corpo (risposta 409 se superata). Senza nessuna delle due: 428."
+)
+_ENTITY_TAG = re.compile(r'^\s*(?:W/)?(?:"([1-9][0-9]{0,9})"|([1-9][0-9]{0,9}))\s*$')
+MAX_VERSION: Final = 2**31 - 1
+
+IfMatchHeader = Annotated[
+    str | None,
+    Header(alias=IF_MATCH_HEADER, min_length=1, max_length=200, description=IF_MATCH_DESCRIPTION),
+]
+
+
+def etag(version: int) -> str:
+    """The entity tag of a resource at ``version`` (strong: every change bumps the version)."""
+    return f'"{version}"'
+
+
+def with_etag(response: Response, body: Any) -> Response:
+    """``response`` with the ``ETag`` of the versioned resource ``body``."""
+    if isinstance(body, dict) and isinstance(body.get("version"), int):
+        response.headers[ETAG_HEADER] = etag(body["version"])
+    return response
+
+
+def expected_version(if_match: str | None, body_version: int | None) -> int:
+    """The version a write was read at: from ``If-Match`` or the body's ``version``.
+
+    Refuses (422) an ``If-Match`` that names no version or disagrees with the body,
+    and (428) a write that names none at all: a write that does not say what it saw
+    would silently overwrite a colleague's change.
+    """
+    if if_match is None:
+        if body_version is None:
+            raise ProblemError(
+                428,
+                "Versione richiesta",
+                "Indica la versione che hai letto, con l'intestazione If-Match (l'ETag ricevuto, es. \"3\") "
+                "o nel campo version: così una modifica fatta nel frattempo da altri non viene sovrascritta.",
+            )
+        return body_version
+    tags = if_match.split(",")
+    found = [m.group(1) or m.group(2) for tag in tags if (m := _ENTITY_TAG.match(tag))]
+    if len(tags) != 1 or len(found) != 1 or int(found[0]) > MAX_VERSION:
+        raise ProblemError(
+            422,
+            "Dati non validi",
+            "L'intestazione If-Match deve contenere una sola versione, l'ETag ricevuto (es. \"3\").",
+        )
+    version = int(found[0])
+    if body_version is not None and body_version != version:
+        raise ProblemError(
+            422,
+            "Dati non validi",
+            f"La versione in If-Match ({version}) e quella nel campo version ({body_version}) non coincidono.",
+        )
+    return version
+
+
+def stale_as_precondition(exc: Conflict, if_match: str | None) -> Exception:
+    """A service's "changed meanwhile" (a Conflict on ``version``) as 412 when the
+    version came in ``If-Match``; any other conflict stays what it is."""
+    if if_match is None or not any(error.get("field") == "version" for error in exc.errors):
+        return exc
+    current = next((e["message"] for e in exc.errors if e.get("field") == "version"), "")
+    detail = f"{exc.detail} ({current})" if current else exc.detail
+    return ProblemError(412, "Versione superata", detail)
+
+
+def versioned_responses(status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """For a versioned read or write's ``responses=``: the ``ETag`` it answers (and, on
+    writes, 412 and 428)."""
+    answer: dict[int | str, dict[str, Any]] = {
+        status: {
+            "headers": {
+                ETAG_HEADER: {
+                    "description": 'Versione della risorsa (es. `"3"`), da rimandare in If-Match',
+                    "schema": {"type": "string", "example": '"3"'},
+                }
+            }
+        }
+    }
+    return answer
+
+
+def versioned_write_responses() -> dict[int | str, dict[str, Any]]:
+    return {**versioned_responses(), **problem_responses(409, 412, 428)}
 
 
 def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
@@ -156,6 +262,7 @@ def complete(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
     _, problem_schema = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema["$defs"])
     idempotency_parameter: dict[str, Any] | None = None
+    if_match_parameter: dict[str, Any] | None = None
 
     for route in api_routes(routes):
         if not route.include_in_schema:
@@ -182,10 +289,15 @@ def complete(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
                     idempotency_parameter = idempotency_parameter or _header_parameter(parameter)
                     parameters[index] = {"$ref": f"#/components/parameters/{IDEMPOTENCY_PARAMETER}"}
                     _document_replay(responses)
+                elif parameter.get("in") == "header" and parameter.get("name") == IF_MATCH_HEADER:
+                    if_match_parameter = if_match_parameter or _header_parameter(parameter)
+                    parameters[index] = {"$ref": f"#/components/parameters/{IF_MATCH_PARAMETER}"}
             operation["responses"] = dict(sorted(responses.items()))
 
     if idempotency_parameter is not None:
         components.setdefault("parameters", {})[IDEMPOTENCY_PARAMETER] = idempotency_parameter
+    if if_match_parameter is not None:
+        components.setdefault("parameters", {})[IF_MATCH_PARAMETER] = if_match_parameter
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     for node in _walk(schema):

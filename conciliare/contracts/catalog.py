@@ -68,6 +68,13 @@ class OfferingArchived(OfferingEvent):
 # travels as its JSON dump and the catalog validates it again on arrival.
 
 
+class PublicationGap(Contract):
+    """One thing an offering still lacks before it can be published."""
+
+    field: str = Field(description="Campo della scheda da completare (es. description, address, calendar)")
+    message: str = Field(description="Che cosa manca, in italiano")
+
+
 class OfferingOut(Contract):
     """An offering as the catalog answers it over RPC (``spec`` is an OfferingSpec dump)."""
 
@@ -80,12 +87,24 @@ class OfferingOut(Contract):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None = Field(None, description="Prima pubblicazione")
+    missing_for_publication: list[PublicationGap] = Field(
+        default_factory=list,
+        description=(
+            "Bozze e offerte sospese: che cosa manca per pubblicarle (vuoto se pubblicabili); "
+            "sempre vuoto per le offerte pubblicate e archiviate"
+        ),
+    )
 
 
 class OfferingQuery(Contract):
-    """Search criteria of ``catalog.search_offerings`` (see ``SearchCriteria``)."""
+    """Search criteria of ``catalog.search_offerings`` (see ``SearchCriteria``).
 
-    alliance_id: str = Field(min_length=1, max_length=64)
+    The alliances searched: ``alliance_id`` (one), ``alliance_ids`` (any of these), or
+    every alliance when neither is given (families: the catalog is public to them).
+    """
+
+    alliance_id: str | None = Field(None, min_length=1, max_length=64)
+    alliance_ids: list[str] | None = Field(None, max_length=1000, description="Una qualsiasi di queste alleanze")
     provider_partner_id: str | None = None
     comune_istat: str | None = None
     child_birth_date: date | None = None

@@ -75,6 +75,11 @@ class PartnerOut(Contract):
 
 class PartnerQuery(Contract):
     alliance_ids: list[str] | None = Field(None, description="Solo i membri (non receduti) di queste alleanze")
+    registered_by: str | None = Field(
+        None,
+        max_length=200,
+        description="Con alliance_ids: anche i partner registrati da questo utente (non ancora membri)",
+    )
     partner_ids: list[str] | None = None
     kind: PartnerKind | None = None
     tax_code: str | None = None
@@ -157,8 +162,19 @@ class MemberOut(Contract):
     withdrawn_at: datetime | None
 
 
+class PartnerAccess(Contract):
+    """Answer of ``partners.partner_access``: what decides who may read a partner."""
+
+    partner_id: str
+    alliance_ids: list[str] = Field(description="Alleanze di cui è membro (non receduto)")
+    registered_by: str | None = Field(None, description="Soggetto dell'utente che lo ha registrato")
+
+
 class MemberQuery(Contract):
-    status: MembershipStatus | None = None
+    status: MembershipStatus | None = Field(
+        None, description="Solo questo stato; senza, tutti tranne i receduti (come member_count)"
+    )
+    include_withdrawn: bool = Field(False, description="Senza status: includere anche i receduti")
     role: MembershipRole | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0)
@@ -214,6 +230,17 @@ class ProjectSpec(Contract):
     cofinancing: Cofinancing
     funding_sources: list[FundingSource] = Field(default_factory=list)
     actions: list[ProjectAction] = Field(default_factory=list)
+
+
+class ProjectUpdate(ProjectSpec):
+    """A project's data again, with the version it was read at (or ``If-Match``)."""
+
+    version: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="La versione letta (in alternativa all'intestazione If-Match): se nel frattempo è cambiata, 409",
+    )
 
 
 class ProjectOut(ProjectSpec):

@@ -45,7 +45,10 @@ async def create_alliance(body: AllianceCreate, rpc: Rpc, tenancy: TenancyDep, o
     if tenancy.principal.role is not Role.PLATFORM_ADMIN:
         raise ProblemError(403, "Operazione non consentita", "Solo l'operatore regionale crea nuove alleanze.")
     payload = body.model_dump(mode="json")
-    return await once.create(payload, lambda _key: rpc.call("partners", "create_alliance", payload=payload))
+    return await once.create(
+        payload,
+        lambda key: rpc.call("partners", "create_alliance", payload=payload, request_key=key, requested_by=once.owner),
+    )
 
 
 @router.get("/{alliance_id}", response_model=AllianceOut, dependencies=[CanRead], summary="Un'alleanza")
@@ -56,17 +59,31 @@ async def get_alliance(alliance_id: AllianceId, rpc: Rpc, tenancy: TenancyDep) -
     return service_json(await rpc.call("partners", "get_alliance", alliance_id=alliance_id))
 
 
-@router.get("/{alliance_id}/members", response_model=MemberPage, dependencies=[CanRead], summary="Membri dell'alleanza")
+@router.get(
+    "/{alliance_id}/members",
+    response_model=MemberPage,
+    dependencies=[CanRead],
+    summary="Membri dell'alleanza (senza i receduti, salvo richiesta)",
+    description=(
+        "Senza `status` elenca i membri attivi (in attesa e formalizzati), gli stessi contati da "
+        "`member_count`; `status=withdrawn` elenca i receduti, `include_withdrawn=true` tutti."
+    ),
+)
 async def list_members(
     alliance_id: AllianceId,
     rpc: Rpc,
     tenancy: TenancyDep,
     page: PaginationDep,
-    member_status: Annotated[MembershipStatus | None, Query(alias="status")] = None,
+    member_status: Annotated[
+        MembershipStatus | None, Query(alias="status", description="Solo i membri in questo stato")
+    ] = None,
+    include_withdrawn: Annotated[
+        bool, Query(description="Senza `status`: includere anche i receduti (predefinito: no)")
+    ] = False,
     role: MembershipRole | None = None,
 ) -> Any:
     await tenancy.ensure_readable(alliance_id)
-    query = {"status": member_status, "role": role, **page.model_dump()}
+    query = {"status": member_status, "include_withdrawn": include_withdrawn, "role": role, **page.model_dump()}
     return service_json(await rpc.call("partners", "list_members", alliance_id=alliance_id, query=query))
 
 
@@ -83,7 +100,10 @@ async def add_member(
     await tenancy.ensure_manageable(alliance_id)
     payload = body.model_dump(mode="json")
     return await once.create(
-        payload, lambda _key: rpc.call("partners", "add_member", alliance_id=alliance_id, payload=payload)
+        payload,
+        lambda key: rpc.call(
+            "partners", "add_member", alliance_id=alliance_id, payload=payload, request_key=key, requested_by=once.owner
+        ),
     )
 
 

@@ -1,12 +1,16 @@
 """The catalog: service offerings of provider partners, searchable by families.
 
 Who sees what:
-- families: published offerings of any alliance (the catalog is public to them);
+- families: published offerings of any alliance (the catalog is public to them), so
+  they search by Comune (or by their residence) across every alliance;
 - partner operators: published offerings of their alliances, and every offering of
   their own organisation; they change only their own;
 - alliance managers: everything of their alliances;
 - the platform admin: everything.
 An offering the caller may not see or change answers 404, never 403.
+
+Offerings are versioned: reads answer ``ETag: "<version>"`` and a PUT names the
+version it was read at (``If-Match`` or the body's ``version``).
 """
 
 from datetime import date
@@ -15,10 +19,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from conciliare.contracts.taxonomy import OfferingStatus, ServiceType, SpecialNeed
-from conciliare.errors import ValidationFailed
+from conciliare.errors import Conflict, ValidationFailed
 from gateway.deps import Rpc, TenancyDep, require_scope
 from gateway.errors import ProblemError
 from gateway.idempotency import IdempotencyDep
+from gateway.openapi import (
+    IfMatchHeader,
+    expected_version,
+    stale_as_precondition,
+    versioned_responses,
+    versioned_write_responses,
+    with_etag,
+)
 from gateway.responses import service_json
 from gateway.rpc import RpcClient
 from gateway.schemas.common import ID_MAX_LENGTH, OfferingId, PaginationDep
@@ -73,11 +85,20 @@ async def _changeable(rpc: RpcClient, tenancy: TenancyDep, offering_id: str) -> 
     return offering
 
 
+SEARCH_DESCRIPTION = (
+    "Senza `alliance_id` la ricerca copre ogni alleanza visibile: per le famiglie tutte (solo offerte "
+    "pubblicate), per lo staff e gli operatori le proprie. `comune_istat` cerca le offerte che si svolgono "
+    "in quel Comune; `residence_comune_istat` (il Comune di residenza della famiglia) quelle di tutte le "
+    "alleanze il cui territorio comprende quel Comune, ovunque si svolgano."
+)
+
+
 @router.get(
     "",
     response_model=OfferingPage,
     dependencies=[CanRead],
-    summary="Cerca nel catalogo (per età, periodo, tipo, bisogni, testo)",
+    summary="Cerca nel catalogo (per Comune, età, periodo, tipo, bisogni, testo)",
+    description=SEARCH_DESCRIPTION,
 )
 async def search_offerings(
     rpc: Rpc,
@@ -88,14 +109,23 @@ async def search_offerings(
         Query(
             min_length=1,
             max_length=ID_MAX_LENGTH,
-            description="Alleanza in cui cercare (facoltativa se l'utente ne ha una sola)",
+            description="Solo le offerte di questa alleanza (senza: tutte le alleanze visibili)",
         ),
     ] = None,
     provider_partner_id: Annotated[
         str | None,
         Query(min_length=1, max_length=ID_MAX_LENGTH, description="Solo le offerte di questo erogatore"),
     ] = None,
-    comune_istat: Annotated[str | None, Query(pattern=r"^\d{6}$", description="Comune del servizio")] = None,
+    comune_istat: Annotated[
+        str | None, Query(pattern=r"^\d{6}$", description="Comune in cui si svolge il servizio (codice ISTAT)")
+    ] = None,
+    residence_comune_istat: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{6}$",
+            description="Comune di residenza (codice ISTAT): offerte delle alleanze che lo comprendono",
+        ),
+    ] = None,
     child_birth_date: Annotated[date | None, Query(description="Data di nascita del bambino")] = None,
     on_date: Annotated[date | None, Query(description="Data in cui conta l'età (con child_birth_date)")] = None,
     child_age_months: Annotated[int | None, Query(ge=0, le=216, description="Età in mesi compiuti")] = None,
@@ -110,27 +140,27 @@ async def search_offerings(
 ) -> Any:
     principal = tenancy.principal
     wanted = [s.value for s in statuses] if statuses else [PUBLISHED]
-    if alliance_id is None:
-        readable = await tenancy.readable_alliances()
-        if readable is None or len(readable) != 1:
-            raise ValidationFailed(
-                "Indicare l'alleanza in cui cercare.",
-                [{"field": "alliance_id", "message": "obbligatorio"}],
-            )
-        alliance_id = readable[0]
     unpublished_only_of: str | None = None
+    alliance_ids: list[str] | None = None
     if principal.role is Role.FAMILY:
         if wanted != [PUBLISHED]:
             raise ProblemError(
                 403, "Operazione non consentita", "Le famiglie possono cercare solo tra le offerte pubblicate."
             )
     else:
-        await tenancy.ensure_readable(alliance_id)
+        if alliance_id is not None:
+            await tenancy.ensure_readable(alliance_id)
+        else:
+            alliance_ids = await tenancy.readable_alliances()
         if principal.role is Role.PARTNER_OPERATOR:
             # Drafts, suspended and archived offerings: only their own.
             unpublished_only_of = principal.partner_id
+    if residence_comune_istat is not None:
+        covering = await rpc.call("partners", "alliances_covering", comune_istat=residence_comune_istat)
+        alliance_ids = [a for a in covering if alliance_ids is None or a in alliance_ids]
     criteria: dict[str, Any] = {
         "alliance_id": alliance_id,
+        "alliance_ids": alliance_ids,
         "provider_partner_id": provider_partner_id,
         "comune_istat": comune_istat,
         "child_birth_date": child_birth_date,
@@ -155,6 +185,10 @@ async def search_offerings(
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanWrite],
     summary="Crea un'offerta (bozza)",
+    description=(
+        "La bozza può essere incompleta: `missing_for_publication` elenca che cosa manca ancora "
+        "(descrizione, indirizzo, calendario) prima di poterla pubblicare."
+    ),
 )
 async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep, once: IdempotencyDep) -> Response:
     principal = tenancy.principal
@@ -173,32 +207,54 @@ async def create_offering(body: OfferingCreate, rpc: Rpc, tenancy: TenancyDep, o
     spec = body.model_dump(mode="json", exclude={"alliance_id", "provider_partner_id"})
     return await once.create(
         body.model_dump(mode="json"),
-        lambda _key: rpc.call(
-            "catalog", "create_offering", alliance_id=body.alliance_id, provider_partner_id=provider, payload=spec
+        lambda key: rpc.call(
+            "catalog",
+            "create_offering",
+            alliance_id=body.alliance_id,
+            provider_partner_id=provider,
+            payload=spec,
+            request_key=key,
+            requested_by=once.owner,
         ),
     )
 
 
-@router.get("/{offering_id}", response_model=OfferingOut, dependencies=[CanRead], summary="Un'offerta")
-async def get_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Any:
+@router.get(
+    "/{offering_id}",
+    response_model=OfferingOut,
+    dependencies=[CanRead],
+    summary="Un'offerta (con ETag)",
+    responses=versioned_responses(),
+)
+async def get_offering(offering_id: OfferingId, rpc: Rpc, tenancy: TenancyDep) -> Response:
     offering = await _load(rpc, offering_id)
     if not await _can_see(tenancy, offering):
         raise OFFERING_NOT_FOUND
-    return service_json(offering)
+    return with_etag(service_json(offering), offering)
 
 
 @router.put(
     "/{offering_id}",
     response_model=OfferingOut,
     dependencies=[CanWrite],
-    summary="Aggiorna un'offerta (con la versione letta)",
+    summary="Aggiorna un'offerta (con la versione letta: If-Match o version)",
+    responses=versioned_write_responses(),
 )
-async def update_offering(offering_id: OfferingId, body: OfferingUpdate, rpc: Rpc, tenancy: TenancyDep) -> Any:
+async def update_offering(
+    offering_id: OfferingId,
+    body: OfferingUpdate,
+    rpc: Rpc,
+    tenancy: TenancyDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    version = expected_version(if_match, body.version)
     await _changeable(rpc, tenancy, offering_id)
     spec = body.model_dump(mode="json", exclude={"version"})
-    return service_json(
-        await rpc.call("catalog", "update_offering", offering_id=offering_id, version=body.version, payload=spec)
-    )
+    try:
+        offering = await rpc.call("catalog", "update_offering", offering_id=offering_id, version=version, payload=spec)
+    except Conflict as exc:
+        raise stale_as_precondition(exc, if_match) from None
+    return with_etag(service_json(offering), offering)
 
 
 async def _act(offering_id: str, action: OfferingAction, rpc: RpcClient, tenancy: TenancyDep) -> Any:

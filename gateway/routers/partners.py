@@ -49,6 +49,9 @@ async def list_partners(
         query["partner_ids"] = [principal.partner_id]
     elif principal.role is not Role.PLATFORM_ADMIN:
         query["alliance_ids"] = await tenancy.readable_alliances() or []
+        if principal.role is Role.ALLIANCE_MANAGER:
+            # Also what this manager registered and has not (yet) brought into an alliance.
+            query["registered_by"] = principal.subject
     return service_json(
         await rpc.call("partners", "list_partners", query={k: v for k, v in query.items() if v is not None})
     )
@@ -63,7 +66,12 @@ async def list_partners(
 )
 async def register_partner(body: PartnerCreate, rpc: Rpc, once: IdempotencyDep) -> Response:
     payload = body.model_dump(mode="json")
-    return await once.create(payload, lambda _key: rpc.call("partners", "register_partner", payload=payload))
+    # The service records who registered the partner (that manager may read it before it
+    # joins an alliance) and recognises a retry by the key.
+    return await once.create(
+        payload,
+        lambda key: rpc.call("partners", "register_partner", payload=payload, request_key=key, requested_by=once.owner),
+    )
 
 
 @router.get(
@@ -71,12 +79,21 @@ async def register_partner(body: PartnerCreate, rpc: Rpc, once: IdempotencyDep) 
     response_model=PartnerOut,
     dependencies=[Depends(require_scope("partners:read"))],
     summary="Un partner",
+    description=(
+        "Lo staff di un'alleanza vede i partner delle proprie alleanze e quelli che ha registrato "
+        "(anche prima che entrino in un'alleanza)."
+    ),
 )
 async def get_partner(partner_id: PartnerId, rpc: Rpc, tenancy: TenancyDep) -> Any:
     principal = tenancy.principal
     if principal.role is Role.PARTNER_OPERATOR and principal.partner_id != partner_id:
         raise PARTNER_NOT_FOUND
-    if principal.role in (Role.ALLIANCE_MANAGER, Role.FAMILY):
+    if principal.role is Role.ALLIANCE_MANAGER:
+        access = await rpc.call("partners", "partner_access", partner_id=partner_id)
+        registered_by_caller = access.get("registered_by") == principal.subject
+        if not registered_by_caller and not set(access["alliance_ids"]) & set(principal.alliance_ids):
+            raise PARTNER_NOT_FOUND
+    if principal.role is Role.FAMILY:
         shared = set(await rpc.call("partners", "alliances_of_partner", partner_id=partner_id))
         if not shared & set(await tenancy.readable_alliances() or []):
             raise PARTNER_NOT_FOUND

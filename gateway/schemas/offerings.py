@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conciliare.contracts.catalog import PublicationGap
 from conciliare.contracts.common import EntityId, Page
 from conciliare.contracts.offerings import OfferingSpec
 from conciliare.contracts.taxonomy import OfferingStatus
@@ -33,9 +34,14 @@ class OfferingCreate(OfferingSpec):
 
 
 class OfferingUpdate(OfferingSpec):
-    """The whole offering again, with the version it was read at."""
+    """The whole offering again, with the version it was read at (here or as ``If-Match``)."""
 
-    version: int = Field(ge=1, description="La versione letta: se nel frattempo è cambiata, 409")
+    version: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description=("La versione letta (in alternativa all'intestazione If-Match): se nel frattempo è cambiata, 409"),
+    )
 
 
 class OfferingOut(BaseModel):
@@ -50,6 +56,13 @@ class OfferingOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
+    missing_for_publication: list[PublicationGap] = Field(
+        default_factory=list,
+        description=(
+            "Che cosa manca per pubblicare una bozza (o riprendere un'offerta sospesa): vuoto se è "
+            "pubblicabile; sempre vuoto per le offerte pubblicate e archiviate"
+        ),
+    )
 
 
 OfferingPage = Page[OfferingOut]

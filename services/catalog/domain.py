@@ -250,11 +250,9 @@ def transition(current: OfferingStatus, target: OfferingStatus) -> OfferingStatu
     return target
 
 
-def ensure_publishable(spec: OfferingSpec, today: date) -> None:
-    """Raise `NotPublishable` listing every reason `spec` cannot be shown to families.
-
-    Capacity >= 1 is already guaranteed by `OfferingSpec`.
-    """
+def publication_gaps(spec: OfferingSpec, today: date) -> list[tuple[str, str]]:
+    """What `spec` still lacks to be shown to families, as (field, Italian reason);
+    empty when it is publishable. Capacity >= 1 is already guaranteed by `OfferingSpec`."""
     problems: list[tuple[str, str]] = []
     if not spec.calendar.periods:
         problems.append(("calendar", "il calendario non contiene alcun periodo di apertura"))
@@ -270,6 +268,12 @@ def ensure_publishable(spec: OfferingSpec, today: date) -> None:
         problems.append(("description", "manca la descrizione del servizio"))
     if spec.address is None and spec.type not in ADDRESS_OPTIONAL_TYPES:
         problems.append(("address", "manca l'indirizzo della sede del servizio"))
+    return problems
+
+
+def ensure_publishable(spec: OfferingSpec, today: date) -> None:
+    """Raise `NotPublishable` listing every reason `spec` cannot be shown to families."""
+    problems = publication_gaps(spec, today)
     if problems:
         raise NotPublishable([reason for _, reason in problems], [field for field, _ in problems])
 
@@ -340,7 +344,10 @@ class SearchCriteria(ValueObject):
     on one side; without dates the calendar is not checked.
     """
 
-    alliance_id: str  # required: search never crosses tenants
+    # One alliance, any of several, or (both None) every alliance: only families search
+    # across alliances, and only published offerings (the gateway decides who may).
+    alliance_id: str | None = None
+    alliance_ids: tuple[str, ...] | None = None
     provider_partner_id: str | None = None
     comune_istat: str | None = None
     child_birth_date: date | None = None
@@ -355,8 +362,8 @@ class SearchCriteria(ValueObject):
 
     @field_validator("alliance_id")
     @classmethod
-    def _alliance_given(cls, value: str) -> str:
-        if not value.strip():
+    def _alliance_given(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise invalid_value("alliance_required", "indicare l'alleanza")
         return value
 
@@ -462,7 +469,9 @@ def _text_matches(spec: OfferingSpec, text: str) -> bool:
 def matches(offering: OfferingLike, criteria: SearchCriteria) -> bool:
     """Whether `offering` satisfies every criterion given."""
     spec = offering.spec
-    if offering.alliance_id != criteria.alliance_id:
+    if criteria.alliance_id is not None and offering.alliance_id != criteria.alliance_id:
+        return False
+    if criteria.alliance_ids is not None and offering.alliance_id not in criteria.alliance_ids:
         return False
     if criteria.only_published and offering.status is not OfferingStatus.PUBLISHED:
         return False

@@ -24,6 +24,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from conciliare.chassis.outbox import Dispatch, OutboxRelay, attach_events, push_events
 from conciliare.contracts.common import IntegrationEvent
@@ -70,7 +71,11 @@ def search_prefilter(criteria: SearchCriteria, statuses: Sequence[str], unpublis
     Each text token is its own anchored ``$regex`` under ``$and`` (``$all`` with
     regular expressions is not answered alike by every MongoDB-wire server).
     """
-    clauses: list[Document] = [{"alliance_id": criteria.alliance_id}, {"status": {"$in": list(statuses)}}]
+    clauses: list[Document] = [{"status": {"$in": list(statuses)}}]
+    if criteria.alliance_id is not None:
+        clauses.append({"alliance_id": criteria.alliance_id})
+    if criteria.alliance_ids is not None:
+        clauses.append({"alliance_id": {"$in": list(criteria.alliance_ids)}})
     if unpublished_only_of is not None:
         clauses.append({"$or": [{"status": "published"}, {"provider_partner_id": unpublished_only_of}]})
     if criteria.provider_partner_id is not None:
@@ -139,6 +144,14 @@ class CatalogRepository:
             "published_at": offering.published_at,
         }
         self.db.offerings.insert_one(attach_events(doc, events))
+
+    def insert_offering_once(self, offering: Offering, events: list[IntegrationEvent]) -> bool:
+        """Insert unless an offering with this id exists (a retried create): whether it inserted."""
+        try:
+            self.insert_offering(offering, events)
+        except DuplicateKeyError:
+            return False
+        return True
 
     def get_offering(self, offering_id: str) -> Offering | None:
         doc = self.db.offerings.find_one({"_id": offering_id}, HIDDEN)

@@ -10,6 +10,7 @@ from conciliare.chassis.validation import dump, parse
 from conciliare.contracts.catalog import OfferingQuery, ProviderOfferingQuery
 from conciliare.contracts.common import utc_now
 from conciliare.contracts.offerings import OfferingSpec
+from conciliare.errors import ValidationFailed
 from conciliare.tracing import instrument_nameko, setup_tracing
 from services.catalog import usecases
 from services.catalog.dependencies import (
@@ -25,6 +26,15 @@ setup_tracing("catalog-service")
 instrument_nameko()
 
 
+def _request(request_key: Any, requested_by: Any) -> tuple[str | None, str | None]:
+    """The idempotency key and caller of a create, as sent over RPC: None or short strings."""
+    for field, value in (("request_key", request_key), ("requested_by", requested_by)):
+        if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= 255):
+            message = "deve essere un testo di 1-255 caratteri"
+            raise ValidationFailed("I dati inviati non sono validi.", [{"field": field, "message": message}])
+    return request_key, requested_by
+
+
 class CatalogService(OutboxService):
     name = "catalog"
 
@@ -35,11 +45,25 @@ class CatalogService(OutboxService):
     dispatch: Callable[[str, dict[str, Any]], None] = EventDispatcher()
 
     @domain_rpc
-    def create_offering(self, alliance_id: str, provider_partner_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Create a draft offering of a formalized member, in one of the alliance's Comuni."""
+    def create_offering(
+        self,
+        alliance_id: str,
+        provider_partner_id: str,
+        payload: dict[str, Any],
+        request_key: str | None = None,
+        requested_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a draft offering of a formalized member, in one of the alliance's Comuni.
+
+        With ``request_key`` (the caller's idempotency key, scoped by ``requested_by``)
+        a retry answers with the offering the first try created.
+        """
         spec = parse(OfferingSpec, payload)
+        key, by = _request(request_key, requested_by)
         return dump(
-            usecases.create_offering(self.store, self.partners, alliance_id, provider_partner_id, spec, utc_now())
+            usecases.create_offering(
+                self.store, self.partners, alliance_id, provider_partner_id, spec, utc_now(), key, by
+            )
         )
 
     @domain_rpc
@@ -71,7 +95,8 @@ class CatalogService(OutboxService):
 
     @domain_rpc
     def search_offerings(self, criteria: dict[str, Any]) -> dict[str, Any]:
-        """Offerings of an alliance matching the criteria, by relevance then start date, paginated."""
+        """Offerings of one alliance, of some, or of all matching the criteria, by relevance then
+        start date, paginated."""
         return dump(usecases.search_offerings(self.store, parse(OfferingQuery, criteria), utc_now()))
 
     @domain_rpc

@@ -9,6 +9,7 @@ Drafts are private: consumers hear of an offering from its first publication on
 and archiving. A draft archived without ever being published emits nothing.
 """
 
+import hashlib
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -24,9 +25,10 @@ from conciliare.contracts.catalog import (
     OfferingSuspended,
     OfferingUpdated,
     ProviderOfferingQuery,
+    PublicationGap,
     SnapshotPeriod,
 )
-from conciliare.contracts.common import Page, new_id
+from conciliare.contracts.common import Page, new_id, utc_now
 from conciliare.contracts.offerings import OfferingSpec
 from conciliare.contracts.taxonomy import OfferingStatus
 from conciliare.errors import Conflict, DomainError, FieldError, NotFound, Unavailable, ValidationFailed
@@ -46,6 +48,7 @@ from services.catalog.domain import (
     change_status,
     check_update,
     matches,
+    publication_gaps,
     sort_results,
 )
 from services.catalog.repository import CatalogRepository, Offering, stored_time
@@ -104,7 +107,25 @@ def _domain_error(exc: CatalogError) -> DomainError:
 # --- views and snapshots ----------------------------------------------------------
 
 
-def _offering_out(offering: Offering) -> OfferingOut:
+def offering_id_for(requested_by: str | None, request_key: str, alliance_id: str, provider_partner_id: str) -> str:
+    """Stable id of the offering one create request makes: a retry with the same
+    idempotency key (which belongs to its caller) finds the first offering."""
+    material = "\x00".join(("offering", requested_by or "", request_key, alliance_id, provider_partner_id))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+# Statuses whose next step is a publication (publish a draft, resume a suspension).
+AWAITING_PUBLICATION = (OfferingStatus.DRAFT, OfferingStatus.SUSPENDED)
+
+
+def missing_for_publication(offering: Offering, today: date) -> list[PublicationGap]:
+    """What a draft (or suspended) offering still lacks to be published; empty otherwise."""
+    if offering.status not in AWAITING_PUBLICATION:
+        return []
+    return [PublicationGap(field=field, message=reason) for field, reason in publication_gaps(offering.spec, today)]
+
+
+def _offering_out(offering: Offering, today: date | None = None) -> OfferingOut:
     return OfferingOut(
         id=offering.id,
         alliance_id=offering.alliance_id,
@@ -115,6 +136,7 @@ def _offering_out(offering: Offering) -> OfferingOut:
         created_at=offering.created_at,
         updated_at=offering.updated_at,
         published_at=offering.published_at,
+        missing_for_publication=missing_for_publication(offering, today or rome_today(utc_now())),
     )
 
 
@@ -248,12 +270,24 @@ def create_offering(
     provider_partner_id: str,
     spec: OfferingSpec,
     now: datetime,
+    request_key: str | None = None,
+    requested_by: str | None = None,
 ) -> OfferingOut:
+    """Create a draft; it may be incomplete (``missing_for_publication`` says what for).
+
+    With ``request_key`` (the caller's idempotency key) a retry whose first answer
+    was lost answers with the offering the first try created, not a second one.
+    """
+    offering_id = (
+        offering_id_for(requested_by, request_key, alliance_id, provider_partner_id) if request_key else new_id()
+    )
+    if request_key and (earlier := repo.get_offering(offering_id)) is not None:
+        return _offering_out(earlier, rome_today(now))
     ensure_formalized_provider(partners, alliance_id, provider_partner_id)
     ensure_comune_in_territory(partners, alliance_id, spec.comune_istat)
     now = stored_time(now)
     offering = Offering(
-        id=new_id(),
+        id=offering_id,
         alliance_id=alliance_id,
         provider_partner_id=provider_partner_id,
         status=OfferingStatus.DRAFT,
@@ -263,8 +297,10 @@ def create_offering(
         updated_at=now,
         published_at=None,
     )
-    repo.insert_offering(offering, [])
-    return _offering_out(offering)
+    if not repo.insert_offering_once(offering, []):
+        # A concurrent try of the same request inserted first: its offering is the answer.
+        return _offering_out(_require_offering(repo, offering_id), rome_today(now))
+    return _offering_out(offering, rome_today(now))
 
 
 def get_offering(repo: CatalogRepository, offering_id: str) -> OfferingOut:
@@ -393,7 +429,9 @@ def search_offerings(repo: CatalogRepository, query: OfferingQuery, now: datetim
     found = [o for o in candidates if visible(o) and matches(o, criteria)]
     ordered = sort_results(found, criteria, rome_today(now))
     page = ordered[query.offset : query.offset + query.limit]
-    return Page(items=[_offering_out(o) for o in page], total=len(ordered), limit=query.limit, offset=query.offset)
+    today = rome_today(now)
+    items = [_offering_out(o, today) for o in page]
+    return Page(items=items, total=len(ordered), limit=query.limit, offset=query.offset)
 
 
 def list_offerings_of_provider(

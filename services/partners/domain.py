@@ -4,8 +4,9 @@ Plain functions over contract models, no I/O: every rule of the partners service
 lives here, and the service layer only loads, calls and stores.
 """
 
+import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from stdnum.it import codicefiscale, iva
 
@@ -23,6 +24,20 @@ def euro(cents: int) -> str:
     """Italian formatting of an amount, for messages: 6074100 -> '60.741,00 €'."""
     whole, fraction = divmod(cents, 100)
     return f"{whole:,}".replace(",", ".") + f",{fraction:02d} €"
+
+
+# --- idempotent creates -------------------------------------------------------
+
+
+def request_id(kind: str, requested_by: str | None, request_key: str, *scope: str) -> str:
+    """Stable id of what one request creates: a retry with the same key finds the first.
+
+    ``request_key`` is the gateway's ``Idempotency-Key``, which belongs to its caller
+    (``requested_by``); ``kind`` and ``scope`` (e.g. the alliance) keep a key reused
+    for another kind of create, or in another alliance, from naming the same thing.
+    """
+    material = "\x00".join((kind, requested_by or "", request_key, *scope))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 # --- partners ---------------------------------------------------------------
@@ -77,6 +92,14 @@ def ensure_valid_territory(ambiti_comuni: Sequence[Sequence[str]]) -> None:
             seen[code] = index
     if errors:
         raise ValidationFailed("Il territorio dell'alleanza non è valido.", errors)
+
+
+def listed_member(member: Membership, status: MembershipStatus | None, include_withdrawn: bool) -> bool:
+    """Whether a member list shows ``member``: one status if asked, else everyone but
+    the withdrawn (unless asked for them too). ``member_count`` counts the default list."""
+    if status is not None:
+        return member.status is status
+    return include_withdrawn or member.status is not MembershipStatus.WITHDRAWN
 
 
 def _find(members: Sequence[Membership], partner_id: str) -> Membership | None:
@@ -143,11 +166,51 @@ def withdraw_member(
 # --- projects ---------------------------------------------------------------
 
 
-def project_budget_errors(spec: ProjectSpec) -> list[FieldError]:
-    """Every way the amounts of a project fail to add up (empty list: they do)."""
+# Projects of the alliances run from the 2014-2020 programming period on; a date
+# outside these years is a typo (or a form left at its zero values).
+FIRST_PROJECT_YEAR = 2014
+LAST_PROJECT_YEAR = 2100
+
+
+def _it_date(day: date) -> str:
+    return f"{day.day:02d}/{day.month:02d}/{day.year}"
+
+
+def project_period_errors(spec: ProjectSpec) -> list[FieldError]:
+    """Every way the period of a project is implausible (empty list: it is fine)."""
     errors: list[FieldError] = []
+    for field, day in (("period_start", spec.period_start), ("period_end", spec.period_end)):
+        if not FIRST_PROJECT_YEAR <= day.year <= LAST_PROJECT_YEAR:
+            errors.append(
+                {
+                    "field": field,
+                    "message": (
+                        f"la data {_it_date(day)} è fuori dagli anni ammessi ({FIRST_PROJECT_YEAR}–{LAST_PROJECT_YEAR})"
+                    ),
+                }
+            )
     if spec.period_end < spec.period_start:
-        errors.append({"field": "period_end", "message": "la fine del progetto precede l'inizio"})
+        errors.append(
+            {
+                "field": "period_end",
+                "message": (
+                    f"la fine del progetto ({_it_date(spec.period_end)}) precede l'inizio "
+                    f"({_it_date(spec.period_start)})"
+                ),
+            }
+        )
+    return errors
+
+
+def project_budget_errors(spec: ProjectSpec) -> list[FieldError]:
+    """Every way the period and amounts of a project fail (empty list: they are fine)."""
+    errors = project_period_errors(spec)
+    if spec.total_cost_cents <= 0:
+        errors.append({"field": "total_cost_cents", "message": "il costo complessivo deve essere maggiore di zero"})
+    if spec.requested_contribution_cents <= 0:
+        errors.append(
+            {"field": "requested_contribution_cents", "message": "il contributo richiesto deve essere maggiore di zero"}
+        )
     cofinancing = spec.cofinancing.cash_cents + spec.cofinancing.valued_work_hours_cents
     covered = spec.requested_contribution_cents + cofinancing
     if covered != spec.total_cost_cents:
@@ -183,4 +246,4 @@ def project_budget_errors(spec: ProjectSpec) -> list[FieldError]:
 def ensure_valid_project(spec: ProjectSpec) -> None:
     errors = project_budget_errors(spec)
     if errors:
-        raise ValidationFailed("Gli importi del progetto non tornano.", errors)
+        raise ValidationFailed("Il periodo o gli importi del progetto non sono validi.", errors)

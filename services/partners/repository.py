@@ -3,10 +3,10 @@
 Collections::
 
     partners   {_id, kind, name, name_key, tax_code (unique), comune_istat, email,
-                family_friendly, created_at}
+                family_friendly, registered_by, created_at}
     alliances  {_id, code (unique), name, status, ambiti: [{name, comuni_istat}],
-                capofila_partner_id, members: [Membership], version, created_at,
-                _outbox, _outbox_pending}
+                capofila_partner_id, members: [Membership], member_requests: {request id:
+                partner id}, version, created_at, _outbox, _outbox_pending}
     projects   {_id, alliance_id, <ProjectSpec fields>, created_at, updated_at, version,
                 _outbox, _outbox_pending}
 
@@ -16,10 +16,17 @@ Concurrency is optimistic: every write of an alliance or a project is guarded by
 the version the writer read (``{"_id": id, "version": v}``), increments it and
 queues its events in the same update, so of two writers of one version exactly
 one wins; the methods answer whether this one did.
+
+Creates are idempotent when the caller names its request (the gateway's
+``Idempotency-Key``): the new document's ``_id`` is derived from the key (see
+``domain.request_id``), so a retry of a create whose answer was lost collides with
+the first insert and the use case returns what is stored. Members are not
+documents of their own: the request id of an addition is kept in the alliance's
+``member_requests``, written in the same guarded update as the member.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +65,7 @@ class Partner:
     email: str | None
     family_friendly: bool
     created_at: datetime
+    registered_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class Alliance:
     members: list[Membership]
     version: int
     created_at: datetime
+    # Request id (idempotency key) of each member addition -> the partner it added.
+    member_requests: dict[str, str] = field(default_factory=dict)
 
     def comuni_istat(self) -> list[str]:
         return [code for ambito in self.ambiti for code in ambito.comuni_istat]
@@ -110,6 +120,7 @@ def _partner(doc: Document) -> Partner:
         email=doc.get("email"),
         family_friendly=doc.get("family_friendly", False),
         created_at=doc["created_at"],
+        registered_by=doc.get("registered_by"),
     )
 
 
@@ -124,6 +135,7 @@ def _alliance(doc: Document) -> Alliance:
         members=[Membership.model_validate(m) for m in doc["members"]],
         version=doc["version"],
         created_at=doc["created_at"],
+        member_requests=dict(doc.get("member_requests") or {}),
     )
 
 
@@ -161,11 +173,14 @@ class PartnersRepository:
             "comune_istat": partner.comune_istat,
             "email": partner.email,
             "family_friendly": partner.family_friendly,
+            "registered_by": partner.registered_by,
             "created_at": partner.created_at,
         }
         try:
             self.db.partners.insert_one(doc)
         except DuplicateKeyError:
+            if self.db.partners.find_one({"_id": partner.id}, {"_id": 1}) is not None:
+                raise Conflict(f"Esiste già un partner con id {partner.id}.") from None
             existing = self.db.partners.find_one({"tax_code": partner.tax_code}, {"_id": 1})
             existing_id = existing["_id"] if existing else "?"
             raise Conflict(f"Esiste già un partner con codice fiscale {partner.tax_code} (id {existing_id}).") from None
@@ -173,6 +188,9 @@ class PartnersRepository:
     def get_partner(self, partner_id: str) -> Partner | None:
         doc = self.db.partners.find_one({"_id": partner_id})
         return None if doc is None else _partner(doc)
+
+    def partner_ids_registered_by(self, subject: str) -> list[str]:
+        return [doc["_id"] for doc in self.db.partners.find({"registered_by": subject}, {"_id": 1})]
 
     def partners_by_ids(self, ids: list[str]) -> dict[str, Partner]:
         return {doc["_id"]: _partner(doc) for doc in self.db.partners.find({"_id": {"$in": ids}})}
@@ -214,12 +232,15 @@ class PartnersRepository:
             "status": alliance.status.value,
             "ambiti": [a.model_dump() for a in alliance.ambiti],
             **_members_fields(alliance.members),
+            "member_requests": dict(alliance.member_requests),
             "version": alliance.version,
             "created_at": alliance.created_at,
         }
         try:
             self.db.alliances.insert_one(attach_events(doc, events))
         except DuplicateKeyError:
+            if self.db.alliances.find_one({"_id": alliance.id}, {"_id": 1}) is not None:
+                raise Conflict(f"Esiste già un'alleanza con id {alliance.id}.") from None
             raise Conflict(f"Esiste già un'alleanza con codice {alliance.code}.") from None
 
     def get_alliance(self, alliance_id: str) -> Alliance | None:
@@ -243,12 +264,31 @@ class PartnersRepository:
             )
         ]
 
+    def alliance_ids_covering(self, comune_istat: str) -> list[str]:
+        # Alliances are few (one per local network): read their territories and decide here,
+        # rather than rely on every server answering queries into arrays of subdocuments alike.
+        docs = self.db.alliances.find({}, {"ambiti": 1})
+        return sorted(
+            doc["_id"] for doc in docs if any(comune_istat in a.get("comuni_istat", []) for a in doc["ambiti"])
+        )
+
     def save_members(
-        self, alliance_id: str, expected_version: int, members: list[Membership], events: list[IntegrationEvent]
+        self,
+        alliance_id: str,
+        expected_version: int,
+        members: list[Membership],
+        events: list[IntegrationEvent],
+        request: tuple[str, str] | None = None,
     ) -> bool:
         """Store the new member list and its events in one write, if the alliance is
-        still at ``expected_version``; False when another writer got there first."""
-        update = push_events({"$set": _members_fields(members), "$inc": {"version": 1}}, events)
+        still at ``expected_version``; False when another writer got there first.
+
+        ``request`` (request id, partner id) records which request made the change,
+        so its retry is recognised."""
+        fields = _members_fields(members)
+        if request is not None:
+            fields[f"member_requests.{request[0]}"] = request[1]
+        update = push_events({"$set": fields, "$inc": {"version": 1}}, events)
         result = self.db.alliances.update_one({"_id": alliance_id, "version": expected_version}, update)
         return result.matched_count == 1
 
@@ -267,7 +307,10 @@ class PartnersRepository:
             "updated_at": project.updated_at,
             "version": project.version,
         }
-        self.db.projects.insert_one(attach_events(doc, events))
+        try:
+            self.db.projects.insert_one(attach_events(doc, events))
+        except DuplicateKeyError:
+            raise Conflict(f"Esiste già un progetto con id {project.id}.") from None
 
     def get_project(self, alliance_id: str, project_id: str) -> Project | None:
         # By ``_id`` alone (what every server answers from its index), then the tenant.

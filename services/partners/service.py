@@ -26,6 +26,15 @@ setup_tracing("partners-service")
 instrument_nameko()
 
 
+def _request(request_key: Any, requested_by: Any) -> tuple[str | None, str | None]:
+    """The idempotency key and caller of a create, as sent over RPC: None or short strings."""
+    for field, value in (("request_key", request_key), ("requested_by", requested_by)):
+        if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= 255):
+            message = "deve essere un testo di 1-255 caratteri"
+            raise ValidationFailed("I dati inviati non sono validi.", [{"field": field, "message": message}])
+    return request_key, requested_by
+
+
 def _version(value: Any) -> int | None:
     """An expected version as a caller sent it over RPC (JSON): None or a positive integer."""
     if value is None:
@@ -47,9 +56,22 @@ class PartnersService(OutboxService):
     # --- partners ---------------------------------------------------------
 
     @domain_rpc
-    def register_partner(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Register an organisation (Comune, cooperativa, ...) on the platform."""
-        return dump(usecases.register_partner(self.store, parse(PartnerCreate, payload), utc_now()))
+    def register_partner(
+        self, payload: dict[str, Any], request_key: str | None = None, requested_by: str | None = None
+    ) -> dict[str, Any]:
+        """Register an organisation (Comune, cooperativa, ...) on the platform.
+
+        ``requested_by`` (the caller's subject) is recorded: that user may read the
+        partner before it joins an alliance. With ``request_key`` a retry answers with
+        the partner the first try registered.
+        """
+        key, by = _request(request_key, requested_by)
+        return dump(usecases.register_partner(self.store, parse(PartnerCreate, payload), utc_now(), key, by))
+
+    @domain_rpc
+    def partner_access(self, partner_id: str) -> dict[str, Any]:
+        """The alliances a partner belongs to and who registered it (for read checks)."""
+        return dump(usecases.partner_access(self.store, partner_id))
 
     @domain_rpc
     def get_partner(self, partner_id: str) -> dict[str, Any]:
@@ -64,9 +86,12 @@ class PartnersService(OutboxService):
     # --- alliances ----------------------------------------------------------
 
     @domain_rpc
-    def create_alliance(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Create an alliance with its territory and its capofila."""
-        result = usecases.create_alliance(self.store, parse(AllianceCreate, payload), utc_now())
+    def create_alliance(
+        self, payload: dict[str, Any], request_key: str | None = None, requested_by: str | None = None
+    ) -> dict[str, Any]:
+        """Create an alliance with its territory and its capofila (idempotent on ``request_key``)."""
+        key, by = _request(request_key, requested_by)
+        result = usecases.create_alliance(self.store, parse(AllianceCreate, payload), utc_now(), key, by)
         self.store.publish_alliance_events(self.dispatch, result.id)
         return dump(result)
 
@@ -87,8 +112,13 @@ class PartnersService(OutboxService):
         return usecases.alliances_of_partner(self.store, partner_id)
 
     @domain_rpc
+    def alliances_covering(self, comune_istat: str) -> list[str]:
+        """Ids of the alliances whose territory includes the Comune (ISTAT code)."""
+        return usecases.alliances_covering(self.store, comune_istat)
+
+    @domain_rpc
     def list_members(self, alliance_id: str, query: dict[str, Any]) -> dict[str, Any]:
-        """Members of an alliance with their partner record, capofila first."""
+        """Members of an alliance with their partner record, capofila first (withdrawn only if asked)."""
         return dump(usecases.list_members(self.store, alliance_id, parse(MemberQuery, query)))
 
     @domain_rpc
@@ -97,9 +127,16 @@ class PartnersService(OutboxService):
         return dump(usecases.get_member(self.store, alliance_id, partner_id))
 
     @domain_rpc
-    def add_member(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Add a partner to an alliance (pending until formalized)."""
-        result = usecases.add_member(self.store, alliance_id, parse(MemberAdd, payload), utc_now())
+    def add_member(
+        self,
+        alliance_id: str,
+        payload: dict[str, Any],
+        request_key: str | None = None,
+        requested_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a partner to an alliance (pending until formalized; idempotent on ``request_key``)."""
+        key, by = _request(request_key, requested_by)
+        result = usecases.add_member(self.store, alliance_id, parse(MemberAdd, payload), utc_now(), key, by)
         self.store.publish_alliance_events(self.dispatch, alliance_id)
         return dump(result)
 
@@ -130,9 +167,17 @@ class PartnersService(OutboxService):
     # --- projects -------------------------------------------------------------
 
     @domain_rpc
-    def create_project(self, alliance_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Create a project whose budget adds up."""
-        result = usecases.create_project(self.store, alliance_id, parse(ProjectSpec, payload), utc_now())
+    def create_project(
+        self,
+        alliance_id: str,
+        payload: dict[str, Any],
+        request_key: str | None = None,
+        requested_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a project whose period and budget are valid (idempotent on ``request_key``)."""
+        key, by = _request(request_key, requested_by)
+        spec = parse(ProjectSpec, payload)
+        result = usecases.create_project(self.store, alliance_id, spec, utc_now(), key, by)
         self.store.publish_project_events(self.dispatch, result.id)
         return dump(result)
 

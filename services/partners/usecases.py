@@ -26,6 +26,7 @@ from conciliare.contracts.partners import (
     MembershipChanged,
     MembershipRole,
     MembershipStatus,
+    PartnerAccess,
     PartnerCreate,
     PartnerOut,
     PartnerQuery,
@@ -73,7 +74,7 @@ def _alliance_out(alliance: Alliance) -> AllianceOut:
                 ComuneOut(istat=code, name=comune.name if comune else code, province=comune.province if comune else "")
             )
         ambiti.append(AmbitoOut(name=ambito.name, comuni=comuni))
-    active = [m for m in alliance.members if m.status is not MembershipStatus.WITHDRAWN]
+    active = [m for m in alliance.members if domain.listed_member(m, None, False)]
     return AllianceOut(
         id=alliance.id,
         code=alliance.code,
@@ -111,11 +112,42 @@ def _membership(alliance: Alliance, partner_id: str) -> Membership | None:
 # --- partners ---------------------------------------------------------------
 
 
-def register_partner(repo: PartnersRepository, spec: PartnerCreate, now: datetime) -> PartnerOut:
+def register_partner(
+    repo: PartnersRepository,
+    spec: PartnerCreate,
+    now: datetime,
+    request_key: str | None = None,
+    requested_by: str | None = None,
+) -> PartnerOut:
+    """Register an organisation; ``requested_by`` (who registers it) may read it at once.
+
+    With ``request_key`` (the caller's idempotency key) a retry answers with the
+    partner the first request registered, instead of a duplicate-tax-code conflict.
+    """
     domain.ensure_valid_partner(spec.tax_code, spec.comune_istat)
-    partner = Partner(id=new_id(), **spec.model_dump(), created_at=stored_time(now))
-    repo.insert_partner(partner)
+    partner_id = domain.request_id("partner", requested_by, request_key) if request_key else new_id()
+    if request_key and (earlier := repo.get_partner(partner_id)) is not None:
+        return _partner_out(earlier)
+    partner = Partner(id=partner_id, **spec.model_dump(), created_at=stored_time(now), registered_by=requested_by)
+    try:
+        repo.insert_partner(partner)
+    except Conflict:
+        # A concurrent retry of the same request got there first: its partner is the answer.
+        if request_key and (earlier := repo.get_partner(partner_id)) is not None:
+            return _partner_out(earlier)
+        raise
     return _partner_out(partner)
+
+
+def partner_access(repo: PartnersRepository, partner_id: str) -> PartnerAccess:
+    partner = repo.get_partner(partner_id)
+    if partner is None:
+        raise NotFound(PARTNER_NOT_FOUND)
+    return PartnerAccess(
+        partner_id=partner_id,
+        alliance_ids=repo.alliance_ids_of_partner(partner_id),
+        registered_by=partner.registered_by,
+    )
 
 
 def get_partner(repo: PartnersRepository, partner_id: str) -> PartnerOut:
@@ -134,6 +166,8 @@ def list_partners(repo: PartnersRepository, query: PartnerQuery) -> Page[Partner
             for m in _require_alliance(repo, alliance_id).members
             if m.status is not MembershipStatus.WITHDRAWN
         }
+        if query.registered_by is not None:
+            member_ids.update(repo.partner_ids_registered_by(query.registered_by))
         ids = sorted(member_ids) if ids is None else [i for i in ids if i in member_ids]
     kind = query.kind.value if query.kind else None
     found, total = repo.find_partners(ids, kind, query.tax_code, query.text, query.limit, query.offset)
@@ -143,7 +177,17 @@ def list_partners(repo: PartnersRepository, query: PartnerQuery) -> Page[Partner
 # --- alliances ----------------------------------------------------------------
 
 
-def create_alliance(repo: PartnersRepository, spec: AllianceCreate, now: datetime) -> AllianceOut:
+def create_alliance(
+    repo: PartnersRepository,
+    spec: AllianceCreate,
+    now: datetime,
+    request_key: str | None = None,
+    requested_by: str | None = None,
+) -> AllianceOut:
+    """Create an alliance; with ``request_key`` a retry answers with the first one."""
+    alliance_id = domain.request_id("alliance", requested_by, request_key) if request_key else new_id()
+    if request_key and (earlier := repo.get_alliance(alliance_id)) is not None:
+        return _alliance_out(earlier)
     domain.ensure_valid_territory([a.comuni_istat for a in spec.ambiti])
     if repo.get_partner(spec.capofila_partner_id) is None:
         raise ValidationFailed(
@@ -159,7 +203,7 @@ def create_alliance(repo: PartnersRepository, spec: AllianceCreate, now: datetim
         formalized_at=now,
     )
     alliance = Alliance(
-        id=new_id(),
+        id=alliance_id,
         code=spec.code,
         name=spec.name,
         status=AllianceStatus.ACTIVE,
@@ -185,8 +229,18 @@ def create_alliance(repo: PartnersRepository, spec: AllianceCreate, now: datetim
             previous_status=None,
         ),
     ]
-    repo.insert_alliance(alliance, list(events))
+    try:
+        repo.insert_alliance(alliance, list(events))
+    except Conflict:
+        if request_key and (earlier := repo.get_alliance(alliance_id)) is not None:
+            return _alliance_out(earlier)
+        raise
     return _alliance_out(alliance)
+
+
+def alliances_covering(repo: PartnersRepository, comune_istat: str) -> list[str]:
+    """Ids of the alliances whose territory includes the Comune."""
+    return repo.alliance_ids_covering(comune_istat)
 
 
 def get_alliance(repo: PartnersRepository, alliance_id: str) -> AllianceOut:
@@ -206,11 +260,8 @@ def alliances_of_partner(repo: PartnersRepository, partner_id: str) -> list[str]
 
 def list_members(repo: PartnersRepository, alliance_id: str, query: MemberQuery) -> Page[MemberOut]:
     alliance = _require_alliance(repo, alliance_id)
-    memberships = [
-        m
-        for m in alliance.members
-        if (query.status is None or m.status is query.status) and (query.role is None or m.role is query.role)
-    ]
+    memberships = [m for m in alliance.members if domain.listed_member(m, query.status, query.include_withdrawn)]
+    memberships = [m for m in memberships if query.role is None or m.role is query.role]
     partners = repo.partners_by_ids([m.partner_id for m in memberships])
     # Capofila first, then by name: the order of the seed documents' lists.
     memberships.sort(key=lambda m: (m.role is not MembershipRole.CAPOFILA, partners[m.partner_id].name.casefold()))
@@ -245,12 +296,22 @@ def get_member(repo: PartnersRepository, alliance_id: str, partner_id: str) -> M
 MemberChange = Callable[[list[Membership]], tuple[list[Membership], Membership, MembershipStatus | None]]
 
 
-def _change_members(repo: PartnersRepository, alliance_id: str, change: MemberChange) -> MemberOut:
+def _change_members(
+    repo: PartnersRepository, alliance_id: str, change: MemberChange, request: str | None = None
+) -> MemberOut:
     """Read the alliance, apply ``change`` (a domain rule over all members), write it
-    back guarded by the version read; on a lost race, read and decide again."""
+    back guarded by the version read; on a lost race, read and decide again.
+
+    ``request`` (a request id) is recorded with the change: when the alliance already
+    records it, the change was made by an earlier try of this very request, and the
+    membership it made is the answer."""
 
     def attempt() -> Membership | None:
         alliance = _require_alliance(repo, alliance_id)
+        if request is not None and request in alliance.member_requests:
+            earlier = _membership(alliance, alliance.member_requests[request])
+            if earlier is not None:
+                return earlier
         new_members, membership, previous = change(list(alliance.members))
         event = MembershipChanged(
             alliance_id=alliance_id,
@@ -259,13 +320,27 @@ def _change_members(repo: PartnersRepository, alliance_id: str, change: MemberCh
             status=membership.status,
             previous_status=previous,
         )
-        written = repo.save_members(alliance_id, alliance.version, new_members, [event])
+        if request is None:
+            written = repo.save_members(alliance_id, alliance.version, new_members, [event])
+        else:
+            recorded = (request, membership.partner_id)
+            written = repo.save_members(alliance_id, alliance.version, new_members, [event], request=recorded)
         return membership if written else None
 
     return _member_out(repo, until_written(attempt))
 
 
-def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now: datetime) -> MemberOut:
+def add_member(
+    repo: PartnersRepository,
+    alliance_id: str,
+    spec: MemberAdd,
+    now: datetime,
+    request_key: str | None = None,
+    requested_by: str | None = None,
+) -> MemberOut:
+    """Add a partner; with ``request_key`` a retry answers with the membership the
+    first try made instead of "already a member"."""
+    request = domain.request_id("member", requested_by, request_key, alliance_id) if request_key else None
     if repo.get_partner(spec.partner_id) is None:
         raise ValidationFailed(
             "Il partner indicato non esiste.", [{"field": "partner_id", "message": "nessun partner con questo id"}]
@@ -275,6 +350,7 @@ def add_member(repo: PartnersRepository, alliance_id: str, spec: MemberAdd, now:
         repo,
         alliance_id,
         lambda members: domain.add_member(members, spec.partner_id, spec.role, spec.status, now),
+        request,
     )
 
 
@@ -310,11 +386,23 @@ def alliance_territory(repo: PartnersRepository, alliance_id: str) -> AllianceTe
 # --- projects -------------------------------------------------------------------
 
 
-def create_project(repo: PartnersRepository, alliance_id: str, spec: ProjectSpec, now: datetime) -> ProjectOut:
+def create_project(
+    repo: PartnersRepository,
+    alliance_id: str,
+    spec: ProjectSpec,
+    now: datetime,
+    request_key: str | None = None,
+    requested_by: str | None = None,
+) -> ProjectOut:
+    """Create a project whose period and budget are valid; with ``request_key`` a retry
+    answers with the project the first try created."""
     _require_alliance(repo, alliance_id)
+    project_id = domain.request_id("project", requested_by, request_key, alliance_id) if request_key else new_id()
+    if request_key and (earlier := repo.get_project(alliance_id, project_id)) is not None:
+        return _project_out(earlier)
     domain.ensure_valid_project(spec)
     now = stored_time(now)
-    project = Project(id=new_id(), alliance_id=alliance_id, spec=spec, created_at=now, updated_at=now, version=1)
+    project = Project(id=project_id, alliance_id=alliance_id, spec=spec, created_at=now, updated_at=now, version=1)
     event = ProjectCreated(
         alliance_id=alliance_id,
         project_id=project.id,
@@ -323,7 +411,12 @@ def create_project(repo: PartnersRepository, alliance_id: str, spec: ProjectSpec
         requested_contribution_cents=spec.requested_contribution_cents,
         version=project.version,
     )
-    repo.insert_project(project, [event])
+    try:
+        repo.insert_project(project, [event])
+    except Conflict:
+        if request_key and (earlier := repo.get_project(alliance_id, project_id)) is not None:
+            return _project_out(earlier)
+        raise
     return _project_out(project)
 
 

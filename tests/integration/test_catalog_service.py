@@ -657,3 +657,48 @@ def test_invalid_criteria_are_field_errors(catalog: Any, alliance: dict[str, str
     assert error.exc_type == "ValidationFailed" and "date_to" in error.value
     error = refused(catalog.search_offerings, criteria={"alliance_id": alliance["id"], "statuses": ["cancellata"]})
     assert error.exc_type == "ValidationFailed" and "statuses" in error.value
+
+
+# --- issue 7: idempotent creates, what a draft lacks, search across alliances -----------
+
+
+def test_a_create_retried_with_its_key_is_the_first_offering(
+    catalog: Any, alliance: dict[str, str], mongo_client: MongoClient[dict[str, object]], fresh_database: str
+) -> None:
+    arguments = {
+        "alliance_id": alliance["id"],
+        "provider_partner_id": alliance["coop_totem"],
+        "payload": spec(),
+        "request_key": "chiave-1",
+        "requested_by": "user:totem",
+    }
+    first = catalog.create_offering(**arguments)
+    assert catalog.create_offering(**arguments) == first
+    assert mongo_client[fresh_database].offerings.count_documents({}) == 1
+    other_caller = catalog.create_offering(**{**arguments, "requested_by": "user:altro"})
+    assert other_caller["id"] != first["id"]
+
+
+def test_a_draft_tells_what_it_lacks_for_publication(catalog: Any, alliance: dict[str, str]) -> None:
+    draft = catalog.create_offering(
+        alliance_id=alliance["id"],
+        provider_partner_id=alliance["coop_totem"],
+        payload=spec(description="", address=None),
+    )
+    assert [gap["field"] for gap in draft["missing_for_publication"]] == ["description", "address"]
+    assert all(gap["message"].startswith("manca") for gap in draft["missing_for_publication"])
+    fixed = catalog.update_offering(offering_id=draft["id"], version=1, payload=spec())
+    assert fixed["missing_for_publication"] == []
+    published = catalog.change_status(offering_id=draft["id"], target="publish")
+    assert published["missing_for_publication"] == []
+
+
+def test_search_without_an_alliance_spans_every_alliance(catalog: Any, alliance: dict[str, str]) -> None:
+    created = catalog.create_offering(
+        alliance_id=alliance["id"], provider_partner_id=alliance["coop_totem"], payload=spec()
+    )
+    catalog.change_status(offering_id=created["id"], target="publish")
+    everywhere = catalog.search_offerings(criteria={"comune_istat": MARNATE})
+    assert [item["id"] for item in everywhere["items"]] == [created["id"]]
+    assert catalog.search_offerings(criteria={"alliance_ids": [alliance["id"]]})["total"] == 1
+    assert catalog.search_offerings(criteria={"alliance_ids": ["altra-alleanza"]})["total"] == 0

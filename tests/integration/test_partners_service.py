@@ -319,3 +319,118 @@ def test_concurrent_project_updates_of_one_version_have_one_winner(
             alliance_id=alliance["id"], project_id=project["id"], payload=CASTELLANZA.project
         )
         assert latest["version"] == 3 and latest["title"] == CASTELLANZA.project["title"]
+
+
+# --- issue 7: idempotent creates, registered partners, member lists, project rules -----
+
+
+def _partner_payload(key: str) -> dict[str, Any]:
+    demo = PARTNER_BY_KEY[key]
+    return {"kind": demo.kind, "name": demo.name, "tax_code": demo.tax_code, "comune_istat": demo.comune_istat}
+
+
+def _alliance_payload(capofila_id: str, code: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "name": "Alleanza idempotente",
+        "ambiti": [{"name": "Ambito", "comuni_istat": ["012042", "012098"]}],
+        "capofila_partner_id": capofila_id,
+    }
+
+
+def test_creates_retried_with_their_key_return_the_first_and_store_one(
+    partners: Any, mongo_client: Any, fresh_database: str
+) -> None:
+    db = mongo_client[fresh_database]
+    by = "user:manager-castellanza"
+    capofila = partners.register_partner(
+        payload=_partner_payload("comune_castellanza"), request_key="k1", requested_by=by
+    )
+    again = partners.register_partner(payload=_partner_payload("comune_castellanza"), request_key="k1", requested_by=by)
+    assert again == capofila and db.partners.count_documents({}) == 1
+
+    alliance = partners.create_alliance(
+        payload=_alliance_payload(capofila["id"], "IDEM"), request_key="k2", requested_by=by
+    )
+    assert (
+        partners.create_alliance(payload=_alliance_payload(capofila["id"], "IDEM"), request_key="k2", requested_by=by)
+        == alliance
+    )
+    assert db.alliances.count_documents({}) == 1
+
+    member_partner = partners.register_partner(payload=_partner_payload("coop_totem"))
+    member = partners.add_member(
+        alliance_id=alliance["id"], payload={"partner_id": member_partner["id"]}, request_key="k3", requested_by=by
+    )
+    assert (
+        partners.add_member(
+            alliance_id=alliance["id"], payload={"partner_id": member_partner["id"]}, request_key="k3", requested_by=by
+        )
+        == member
+    )
+    with pytest.raises(RemoteError) as raised:  # no key: "already a member", as before
+        partners.add_member(alliance_id=alliance["id"], payload={"partner_id": member_partner["id"]})
+    assert error_type(raised.value) == "Conflict"
+    assert db.alliances.find_one({"_id": alliance["id"]})["version"] == 2
+
+    project = partners.create_project(
+        alliance_id=alliance["id"], payload=CASTELLANZA.project, request_key="k4", requested_by=by
+    )
+    assert (
+        partners.create_project(
+            alliance_id=alliance["id"], payload=CASTELLANZA.project, request_key="k4", requested_by=by
+        )
+        == project
+    )
+    assert db.projects.count_documents({}) == 1
+
+
+def test_a_partner_is_readable_by_who_registered_it(partners: Any) -> None:
+    created = partners.register_partner(payload=_partner_payload("coop_totem"), requested_by="user:manager")
+    access = partners.partner_access(partner_id=created["id"])
+    assert access == {"partner_id": created["id"], "alliance_ids": [], "registered_by": "user:manager"}
+    mine = partners.list_partners(query={"alliance_ids": [], "registered_by": "user:manager"})
+    assert [p["id"] for p in mine["items"]] == [created["id"]]
+    assert partners.list_partners(query={"alliance_ids": [], "registered_by": "user:other"})["total"] == 0
+
+
+def test_member_lists_leave_withdrawn_out_and_match_member_count(partners: Any) -> None:
+    capofila = register(partners, "comune_castellanza")
+    alliance = partners.create_alliance(payload=_alliance_payload(capofila["id"], "MEMBRI"))
+    leaving = register(partners, "coop_totem")
+    staying = register(partners, "coop_rembrandt")
+    for partner in (leaving, staying):
+        partners.add_member(alliance_id=alliance["id"], payload={"partner_id": partner["id"]})
+    partners.withdraw_member(alliance_id=alliance["id"], partner_id=leaving["id"])
+    listed = partners.list_members(alliance_id=alliance["id"], query={})
+    assert {m["partner"]["id"] for m in listed["items"]} == {capofila["id"], staying["id"]}
+    assert listed["total"] == partners.get_alliance(alliance_id=alliance["id"])["member_count"] == 2
+    assert partners.list_members(alliance_id=alliance["id"], query={"include_withdrawn": True})["total"] == 3
+    gone = partners.list_members(alliance_id=alliance["id"], query={"status": "withdrawn"})
+    assert [m["partner"]["id"] for m in gone["items"]] == [leaving["id"]]
+
+
+def test_alliances_covering_a_comune(partners: Any) -> None:
+    capofila = register(partners, "comune_castellanza")
+    alliance = partners.create_alliance(payload=_alliance_payload(capofila["id"], "COPRE"))
+    assert partners.alliances_covering(comune_istat="012098") == [alliance["id"]]
+    assert partners.alliances_covering(comune_istat="015146") == []
+
+
+def test_an_all_zero_project_in_2000_is_refused_field_by_field(partners: Any) -> None:
+    capofila = register(partners, "comune_castellanza")
+    alliance = partners.create_alliance(payload=_alliance_payload(capofila["id"], "ZERO"))
+    zero = {
+        "title": "Progetto vuoto",
+        "period_start": "2000-01-01",
+        "period_end": "2000-01-01",
+        "total_cost_cents": 0,
+        "requested_contribution_cents": 0,
+        "cofinancing": {},
+    }
+    with pytest.raises(RemoteError) as raised:
+        partners.create_project(alliance_id=alliance["id"], payload=zero)
+    assert error_type(raised.value) == "ValidationFailed"
+    for field in ("period_start", "period_end", "total_cost_cents", "requested_contribution_cents"):
+        assert field in str(raised.value.value)
+    assert partners.list_projects(alliance_id=alliance["id"], page={})["total"] == 0

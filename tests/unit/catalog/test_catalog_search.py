@@ -199,9 +199,22 @@ def test_invalid_criteria(criteria: dict[str, Any], loc: str, code: str) -> None
         assert found[loc]["msg"][0].islower()  # Italian sentence, not pydantic's English
 
 
-def test_alliance_is_required() -> None:
-    with pytest.raises(ValidationError):
-        SearchCriteria.model_validate({})
+def test_without_an_alliance_every_alliance_is_searched() -> None:
+    # Families search by Comune across alliances (issue 7): the alliance is optional now.
+    everywhere = SearchCriteria.model_validate({"only_published": False})
+    assert {v.id for v in CATALOG if matches(v, everywhere)} == {v.id for v in CATALOG}
+    published = SearchCriteria.model_validate({})
+    assert FOREIGN.id in {v.id for v in CATALOG if matches(v, published)}
+    assert DRAFT.id not in {v.id for v in CATALOG if matches(v, published)}
+
+
+def test_any_of_several_alliances() -> None:
+    only_other = SearchCriteria(alliance_ids=(OTHER_ALLIANCE,))
+    assert [v.id for v in CATALOG if matches(v, only_other)] == [FOREIGN.id]
+    none = SearchCriteria(alliance_ids=())
+    assert [v.id for v in CATALOG if matches(v, none)] == []
+    both = SearchCriteria(alliance_ids=(ALLIANCE, OTHER_ALLIANCE), comune_istat=FOREIGN.spec.comune_istat)
+    assert FOREIGN.id in [v.id for v in CATALOG if matches(v, both)]
 
 
 def test_blank_text_means_no_text() -> None:

@@ -160,3 +160,79 @@ class TestProjectBudget:
 def test_euro_formatting() -> None:
     assert domain.euro(6_074_100) == "60.741,00 €"
     assert domain.euro(5) == "0,05 €"
+
+
+class TestProjectPeriodAndAmounts:
+    """Issue 7: a project of all zeros in the year 2000 is refused, each field named in Italian."""
+
+    def test_all_zero_project_in_2000_names_every_field(self) -> None:
+        spec = ProjectSpec(
+            title="Progetto vuoto",
+            period_start=date(2000, 1, 1),
+            period_end=date(2000, 1, 1),
+            total_cost_cents=0,
+            requested_contribution_cents=0,
+            cofinancing=Cofinancing(),
+        )
+        with pytest.raises(ValidationFailed) as raised:
+            domain.ensure_valid_project(spec)
+        fields = [e["field"] for e in raised.value.errors]
+        assert fields == ["period_start", "period_end", "total_cost_cents", "requested_contribution_cents"]
+        messages = {e["field"]: e["message"] for e in raised.value.errors}
+        assert messages["period_start"] == "la data 01/01/2000 è fuori dagli anni ammessi (2014–2100)"
+        assert messages["total_cost_cents"] == "il costo complessivo deve essere maggiore di zero"
+
+    @pytest.mark.parametrize(
+        ("start", "end", "fields"),
+        [
+            ("2014-01-01", "2100-12-31", []),
+            ("2013-12-31", "2015-01-01", ["period_start"]),
+            ("2020-01-01", "2101-01-01", ["period_end"]),
+            ("2020-06-01", "2020-05-31", ["period_end"]),
+        ],
+    )
+    def test_period_bounds_and_order(self, start: str, end: str, fields: list[str]) -> None:
+        errors = domain.project_period_errors(seed_003_project(period_start=start, period_end=end))
+        assert [e["field"] for e in errors] == fields
+
+    def test_end_before_start_names_both_dates(self) -> None:
+        (error,) = domain.project_period_errors(seed_003_project(period_start="2020-06-01", period_end="2020-05-31"))
+        assert error["message"] == "la fine del progetto (31/05/2020) precede l'inizio (01/06/2020)"
+
+    def test_contributions_must_add_up_even_when_positive(self) -> None:
+        spec = seed_003_project(requested_contribution_cents=1, funding_sources=[])
+        assert [e["field"] for e in domain.project_budget_errors(spec)] == ["total_cost_cents"]
+
+
+class TestRequestIds:
+    def test_same_request_same_id(self) -> None:
+        assert domain.request_id("partner", "u1", "k") == domain.request_id("partner", "u1", "k")
+
+    def test_caller_kind_and_scope_each_make_another_id(self) -> None:
+        ids = {
+            domain.request_id("partner", "u1", "k"),
+            domain.request_id("partner", "u2", "k"),
+            domain.request_id("alliance", "u1", "k"),
+            domain.request_id("project", "u1", "k", "a1"),
+            domain.request_id("project", "u1", "k", "a2"),
+            domain.request_id("partner", "u1", "k2"),
+        }
+        assert len(ids) == 6
+        assert all(len(i) == 32 for i in ids)
+
+
+class TestListedMembers:
+    def test_withdrawn_are_left_out_by_default(self) -> None:
+        members = [
+            member("a", status=MembershipStatus.PENDING),
+            member("b"),
+            member("c", status=MembershipStatus.WITHDRAWN),
+        ]
+
+        def listed(status: MembershipStatus | None, include_withdrawn: bool) -> list[str]:
+            return [m.partner_id for m in members if domain.listed_member(m, status, include_withdrawn)]
+
+        assert listed(None, False) == ["a", "b"]
+        assert listed(None, True) == ["a", "b", "c"]
+        assert listed(MembershipStatus.WITHDRAWN, False) == ["c"]
+        assert listed(MembershipStatus.PENDING, True) == ["a"]
