@@ -39,6 +39,9 @@ CanWriteApplications = Depends(require_scope("applications:write"))
 CanReview = Depends(require_scope("programmes:write"))
 CanRead = Depends(require_scope("vouchers:read"))
 CanWrite = Depends(require_scope("vouchers:write"))
+# Redemptions are the providers' and the staff's records (those who may redeem or
+# reverse); a family reads what is left on its vouchers instead.
+CanReadRedemptions = CanWrite
 
 VoucherCode = Annotated[
     str, Path(min_length=9, max_length=16, description="Codice del voucher, es. ABCD-EFGH-K", examples=["ABCD-EFGH-K"])
@@ -166,7 +169,12 @@ async def list_voucher_redemptions(voucher_id: VoucherId, rpc: Rpc, tenancy: Ten
     )
 
 
-@router.get("/redemptions", response_model=RedemptionPage, dependencies=[CanRead], summary="Utilizzi visibili")
+@router.get(
+    "/redemptions",
+    response_model=RedemptionPage,
+    dependencies=[CanReadRedemptions],
+    summary="Utilizzi visibili (erogatori e staff dell'alleanza)",
+)
 async def list_redemptions(rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> Any:
     viewer = await voucher_viewer(tenancy)
     return service_json(
