@@ -8,7 +8,7 @@
 // Both backends are mongo-java-server's H2 backend: "memory" on an in-memory MVStore,
 // "h2" on an MVStore file. Test runs and `make run` thus execute the same query,
 // index and locking code; only durability differs. Besides choosing the backend, the
-// launcher sets the reported version and works around two bugs of mongo-java-server
+// launcher sets the reported version and works around three bugs of mongo-java-server
 // 1.47.0 that would hurt us: see PatchedH2Backend.
 
 import java.io.File;
@@ -96,7 +96,7 @@ public final class MongoServerLauncher {
         // main ends here; Netty's (non-daemon) event-loop threads keep the JVM serving.
     }
 
-    // The H2 backend with two fixes (both verified by tests/integration/test_database_semantics.py):
+    // The H2 backend with three fixes (all verified by tests/integration/test_database_semantics.py):
     //
     // 1. H2Database.drop() removes every map whose name merely starts with
     //    "databases.<name>" or "meta.<name>": dropping database "a" also empties database
