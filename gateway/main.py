@@ -57,8 +57,10 @@ non è raggiungibile la risposta è 503, se un servizio non risponde in tempo 50
 risponde 422, e 409 mentre la prima richiesta è ancora in corso. Dopo un 503 o un 504 si
 ripete con la stessa chiave.
 
-**Concorrenza.** Gli aggiornamenti di un'offerta portano la `version` letta: se nel frattempo
-è cambiata la risposta è 409 e bisogna rileggere.
+**Concorrenza.** Le risorse modificabili (progetti, offerte) hanno una `version` e un `ETag`.
+Un `PUT` porta la versione letta, in `If-Match: "<version>"` (412 se nel frattempo è cambiata)
+o nel campo `version` del corpo (409); senza nessuna delle due la risposta è 428. Dopo 409 o
+412 si rilegge e si riprova.
 """
 
 # Seconds the gateway waits at start for the broker before serving anyway (answering 503
