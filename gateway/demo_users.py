@@ -2,6 +2,7 @@
 
     python -m gateway.demo_users admin                  # the platform admin, before anything else
     python -m gateway.demo_users staff --ids FILE       # everyone else, once partners and alliances exist
+                                                        # (with the families applying to the demo bandi)
 
 Users live in the gateway's identity store, so the gateway writes them; the demo
 loader (``conciliare.demo.load``) only talks HTTP. It writes the ids it resolved
@@ -35,6 +36,9 @@ async def seed_staff(store: IdentityStore, alliance_ids: dict[str, str], partner
             alliance_ids=[alliance_ids[code] for code in user.alliance_codes],
             partner_id=partner_ids[user.partner_key] if user.partner_key else None,
         )
+    # The generated families who apply to the demo voucher bandi: no tenant scope of their own.
+    for user in data.APPLICANTS:
+        await store.upsert_user(user.username, user.password, Role(user.role), user.display_name)
     client = data.INTEGRATOR_CLIENT
     await store.upsert_client(
         client.client_id, client.client_secret, partner_ids[client.partner_key], list(client.scopes), client.name

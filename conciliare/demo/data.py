@@ -1,7 +1,8 @@
 """Demo data drawn from the source documents in ``shared/seeds``.
 
 Names, roles, territories and budgets come from the seeds (seed 003: the Castellanza
-alliance; seed 000: the Marnate "Work Life Balance" project). The seeds give no tax
+alliance; seed 000: the Marnate "Work Life Balance" project; seed 002: ASST Crema's
+"Conciliare le responsabilità" with ATS Val Padana). The seeds give no tax
 codes, so each organisation gets a *fictitious* but well-formed one (valid check
 digit), stable across runs so loading is idempotent.
 """
@@ -68,10 +69,15 @@ PARTNERS = [
         "coop_solidarieta_servizi", "Cooperativa Sociale Solidarietà e Servizi", "cooperativa", "012026", 9000016
     ),
     DemoPartner("coop_rembrandt", "Cooperativa Sociale Rembrandt", "cooperativa", "012098", 9000017),
+    # Seed 002: the capofila and the agency that signed the agreement in its Cremona seat.
+    DemoPartner("asst_crema", "ASST di Crema", "asst", "019035", 9000018),
+    DemoPartner("ats_val_padana", "ATS della Val Padana", "ats", "019036", 9000019),
 ]
 PARTNER_BY_KEY = {p.key: p for p in PARTNERS}
 
 AMBITO_CASTELLANZA = ["012067", "012042", "012079", "012078", "012098", "012122", "012108"]
+# Ambito di Crema (seed 002 names only the town): Crema and a few Comuni of the Cremasco.
+AMBITO_CREMA = ["019035", "019005", "019012", "019054", "019055", "019062", "019072", "019081"]
 AMBITO_SOMMA = ["012005", "012012", "012032", "012039", "012068", "012077", "012090", "012123", "012140"]
 
 
@@ -163,7 +169,36 @@ MARNATE = DemoAlliance(
     },
 )
 
-ALLIANCES = [CASTELLANZA, MARNATE]
+CREMA = DemoAlliance(
+    code="CREMA",
+    name="Alleanza locale di conciliazione dell'ambito di Crema",
+    ambiti=[("Ambito di Crema", AMBITO_CREMA)],
+    capofila="asst_crema",
+    formalized=["ats_val_padana"],
+    pending=[],
+    project={
+        "title": "Conciliare le responsabilità",
+        "period_start": "2017-01-01",
+        "period_end": "2018-12-31",
+        # 189,574 € = 100,000 € FSE (POR 2014-2020) + 44,000 € ATS + partners' valued work hours.
+        "total_cost_cents": 18_957_400,
+        "requested_contribution_cents": 14_400_000,
+        "cofinancing": {"cash_cents": 0, "valued_work_hours_cents": 4_557_400},
+        "funding_sources": [
+            {"name": "FSE POR 2014-2020 (Regione Lombardia)", "amount_cents": 10_000_000},
+            {"name": "ATS Val Padana", "amount_cents": 4_400_000},
+        ],
+        "actions": [
+            {
+                "code": "A",
+                "title": "Voucher per i servizi socio-educativi ai figli (0-16 anni) dei dipendenti degli enti "
+                "partner, a copertura totale dei costi",
+            },
+        ],
+    },
+)
+
+ALLIANCES = [CASTELLANZA, MARNATE, CREMA]
 
 
 @dataclass(frozen=True)
@@ -197,6 +232,17 @@ USERS = [
         "totem.operatore", "demo-totem-2026", "partner_operator", "Operatore Coop. Totem", partner_key="coop_totem"
     ),
     DemoUser("famiglia.rossi", "demo-famiglia-2026", "family", "Famiglia Rossi"),
+    DemoUser("crema.staff", "demo-crema-2026", "alliance_manager", "Staff alleanza di Crema", alliance_codes=["CREMA"]),
+]
+
+# Generated families who apply to the demo voucher bandi (conciliare/demo/vouchers_data.py).
+APPLICANTS_PASSWORD = "demo-domande-2026"  # noqa: S105 - demo credential
+APPLICANTS = [
+    *(DemoUser(f"famiglia.crema{n:02d}", APPLICANTS_PASSWORD, "family", f"Famiglia Crema {n}") for n in range(1, 7)),
+    *(
+        DemoUser(f"famiglia.castellanza{n:02d}", APPLICANTS_PASSWORD, "family", f"Famiglia Castellanza {n}")
+        for n in range(1, 7)
+    ),
 ]
 
 

@@ -5,7 +5,8 @@ code, projects by title), so running it twice creates nothing new.
 Usage, between the gateway's own seeding of users (``gateway.demo_users``), as
 ``make run`` does it: ``python -m conciliare.demo.load --step organisations``
 (partners, alliances, projects; writes the resolved ids to ``.run/demo_ids.json``),
-then ``--step services`` (offerings and the demo family), once the users exist.
+then ``--step services`` (offerings, the demo family, then the voucher bandi of seeds
+002 and 003 run to a redemption: ``vouchers_data``), once the users exist.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import httpx
 from conciliare.demo import data
 from conciliare.demo.catalog_data import load_offerings
 from conciliare.demo.families import load_families
+from conciliare.demo.vouchers_data import VoucherDemo, load_vouchers
 
 IDS_FILE = Path(".run") / "demo_ids.json"
 
@@ -34,6 +36,13 @@ class DemoLoader:
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
+
+    def login(self, username: str) -> httpx.Client:
+        """A client of its own, logged in as demo user ``username`` (data.USERS or data.APPLICANTS)."""
+        user = next(u for u in [*data.USERS, *data.APPLICANTS] if u.username == username)
+        client = httpx.Client(base_url=self.http.base_url, timeout=60)
+        client.headers["Authorization"] = f"Bearer {self.token(user.username, user.password)}"
+        return client
 
     def login_admin(self) -> None:
         admin = data.USERS[0]
@@ -135,9 +144,14 @@ def main() -> None:
     family_http = httpx.Client(base_url=args.gateway, timeout=30)
     family_http.headers["Authorization"] = f"Bearer {loader.token(family.username, family.password)}"
     load_families(family_http)
+    load_vouchers(VoucherDemo(loader.login, loader.partner_ids, loader.alliance_ids))
     manager = data.USERS[1]
     token = loader.token(manager.username, manager.password)
     print(f"    demo users: {', '.join(f'{u.username}/{u.password}' for u in data.USERS)}")
+    print(
+        f"    families applying to the voucher bandi: {data.APPLICANTS[0].username} ... "
+        f"{data.APPLICANTS[-1].username}/{data.APPLICANTS_PASSWORD}"
+    )
     print(f"    demo token ({manager.username}):\n{token}")
     Path(".run").mkdir(exist_ok=True)
     (Path(".run") / "demo_token").write_text(token)

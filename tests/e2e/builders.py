@@ -1,5 +1,6 @@
 """Build demo data through the public API, as an alliance's staff would."""
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -8,6 +9,8 @@ from typing import Any
 import httpx
 
 from conciliare.demo.data import CASTELLANZA, PARTNERS, DemoAlliance, demo_tax_code
+from gateway.security import ROLE_SCOPES, Principal, Role, issue_token
+from gateway.settings import GatewaySettings
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -149,3 +152,40 @@ def build_fresh_tenant(admin: httpx.Client, new_manager: Callable[[str], httpx.C
     project_id = str(ok(manager.post(f"/v1/alliances/{alliance_id}/projects", json=project_body()), 201)["id"])
     offering_id = str(ok(manager.post("/v1/offerings", json=offering_body(alliance_id, capofila)), 201)["id"])
     return Tenant(alliance_id, capofila, member, project_id, offering_id, manager, token)
+
+
+# --- many family users at once (vouchers) ------------------------------------------------
+
+
+def family_token(env: dict[str, str], username: str) -> str:
+    """An access token for family user ``username``, as ``/v1/auth/token`` would issue it.
+
+    Signed with the stack's own key (``GATEWAY_JWT_SECRET`` of its environment) by the
+    gateway's own ``issue_token``: hundreds of password logins would cost half a second
+    of argon2 each on a two-core machine, which is not what a test of vouchers measures.
+    """
+    settings = GatewaySettings(jwt_secret=env["GATEWAY_JWT_SECRET"], access_token_minutes=60)
+    principal = Principal(subject=f"user:{username}", role=Role.FAMILY, scopes=ROLE_SCOPES[Role.FAMILY])
+    token, _ = issue_token(principal, settings)
+    return token
+
+
+def wait_projected(operator: httpx.Client, offering_id: str, timeout: float = 20) -> None:
+    """Until the enrolment service has received a published offering (its roster answers)."""
+    deadline = time.monotonic() + timeout
+    while operator.get(f"/v1/offerings/{offering_id}/enrolments").status_code != 200:
+        assert time.monotonic() < deadline, "the enrolment service never received the offering"
+        time.sleep(0.2)
+
+
+def enrol_and_wait(family: httpx.Client, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+    """Request an enrolment and wait for its decision (201 decided, or 202 then poll)."""
+    response = family.post("/v1/enrolments", json=body, headers={"Prefer": f"wait={int(timeout)}"})
+    assert response.status_code in (201, 202), response.text
+    enrolment: dict[str, Any] = response.json()
+    deadline = time.monotonic() + timeout
+    while enrolment["status"] == "requested":
+        assert time.monotonic() < deadline, "the enrolment was never decided"
+        time.sleep(0.2)
+        enrolment = ok(family.get(f"/v1/enrolments/{enrolment['id']}"))
+    return enrolment
