@@ -30,6 +30,7 @@ from gateway.deps import CurrentPrincipal, Rpc, TenancyDep, require_scope
 from gateway.documents import DOCUMENTS_BUCKET, DocumentStore
 from gateway.errors import ProblemError
 from gateway.idempotency import IdempotencyDep
+from gateway.openapi import problem_responses
 from gateway.responses import service_json
 from gateway.schemas.common import IdFilter, PaginationDep
 from gateway.schemas.vouchers import (
@@ -60,6 +61,8 @@ CanReadLedger = Depends(require_scope("ledger:read"))
 
 # Ranking and awarding tens of thousands of applications takes seconds, not the default RPC timeout.
 LONG_RPC_TIMEOUT_SECONDS = 120.0
+# A ranking not published yet is a 409 for whoever may only see the final one.
+NOT_PUBLISHED_YET = problem_responses(409)
 
 
 @router.post(
@@ -214,6 +217,7 @@ async def list_applications(
     response_model=RankingOut,
     dependencies=[CanRead],
     summary="Graduatoria: protocollo, codice fiscale mascherato, punteggio, esito",
+    responses=NOT_PUBLISHED_YET,
 )
 async def get_ranking(programme_id: ProgrammeId, rpc: Rpc, tenancy: TenancyDep, page: PaginationDep) -> Any:
     viewer = await voucher_viewer(tenancy)
@@ -226,7 +230,7 @@ async def get_ranking(programme_id: ProgrammeId, rpc: Rpc, tenancy: TenancyDep, 
     "/programmes/{programme_id}/ranking.csv",
     dependencies=[CanRead],
     summary="Graduatoria in CSV (separatore ;)",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **NOT_PUBLISHED_YET},
 )
 async def ranking_csv(programme_id: ProgrammeId, rpc: Rpc, tenancy: TenancyDep) -> Response:
     viewer = await voucher_viewer(tenancy)
@@ -239,7 +243,7 @@ async def ranking_csv(programme_id: ProgrammeId, rpc: Rpc, tenancy: TenancyDep) 
     "/programmes/{programme_id}/ranking.pdf",
     dependencies=[CanRead],
     summary="Graduatoria in PDF",
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **NOT_PUBLISHED_YET},
 )
 async def ranking_pdf(programme_id: ProgrammeId, rpc: Rpc, tenancy: TenancyDep) -> Response:
     viewer = await voucher_viewer(tenancy)

@@ -13,6 +13,7 @@ from typing import Any
 import segno
 from fpdf import FPDF
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from conciliare.contracts.vouchers import LedgerOut, Outcome, TieBreak
 from services.vouchers.domain.programmes import euro
@@ -115,6 +116,11 @@ def ledger_csv(source_names: Sequence[str], entries: Sequence[dict[str, Any]]) -
     return _csv(ledger_table(source_names, entries))
 
 
+def _cell_text(value: str) -> str:
+    """XLSX cells refuse control characters (a name typed with one would fail the export)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value)
+
+
 def ledger_xlsx(
     source_names: Sequence[str],
     summary: LedgerOut,
@@ -130,7 +136,7 @@ def ledger_xlsx(
     for s in summary.sources:
         sheet.append(
             [
-                s.name,
+                _cell_text(s.name),
                 s.budget_cents / 100,
                 s.awarded_cents / 100,
                 s.redeemed_cents / 100,
@@ -151,19 +157,19 @@ def ledger_xlsx(
         ]
     )
     moves = book.create_sheet("Movimenti")
-    moves.append(["Data", "Movimento", "Riferimento", "Importo", *source_names])
+    moves.append(["Data", "Movimento", "Riferimento", "Importo", *map(_cell_text, source_names)])
     for e in entries:
         moves.append(
             [
                 e["at"].replace(tzinfo=None),
                 KIND_LABELS.get(e["kind"], e["kind"]),
-                e["ref"],
+                _cell_text(e["ref"]),
                 e["amount_cents"] / 100,
                 *[part / 100 for part in e["split"]],
             ]
         )
     providers = book.create_sheet("Enti erogatori")
-    providers.append(["Ente erogatore", "Utilizzi", "Importo", *source_names])
+    providers.append(["Ente erogatore", "Utilizzi", "Importo", *map(_cell_text, source_names)])
     totals: dict[str, list[int]] = {}
     for r in redemptions:
         if r.status != "completed":
@@ -174,7 +180,7 @@ def ledger_xlsx(
         for index, part in enumerate(r.split):
             row[2 + index] += part
     for provider, row in sorted(totals.items()):
-        providers.append([provider, row[0], row[1] / 100, *[part / 100 for part in row[2:]]])
+        providers.append([_cell_text(provider), row[0], row[1] / 100, *[part / 100 for part in row[2:]]])
     for ws in (sheet, moves, providers):
         for cells in ws.iter_rows(min_row=2):
             for cell in cells:
