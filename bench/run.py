@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench.read_path", "bench.click_day", "bench.vouchers_ranking"]
+BENCHMARKS = ["bench.read_path", "bench.click_day", "bench.vouchers_ranking", "bench.notifications"]
 
 
 def main() -> None:

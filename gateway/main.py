@@ -24,11 +24,13 @@ from gateway.routers import (
     enrolments,
     health,
     households,
+    inbox,
     offerings,
     partners,
     programmes,
     projects,
     vouchers,
+    webhooks,
 )
 from gateway.rpc import RpcClient
 
@@ -132,7 +134,10 @@ def create_app() -> FastAPI:
         dependencies=[Depends(json_numbers_fit)],
     )
     install_error_handlers(app)
-    routers = (auth, health, alliances, partners, projects, offerings, households, enrolments, programmes, vouchers)
+    routers = (
+        *(auth, health, alliances, partners, projects, offerings, households, enrolments),
+        *(programmes, vouchers, inbox, webhooks),
+    )
     for module in routers:
         app.include_router(module.router)
     install_openapi(app)

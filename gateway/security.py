@@ -43,6 +43,11 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "vouchers:read",
             "vouchers:write",
             "ledger:read",
+            "inbox:read",
+            "inbox:write",
+            "webhooks:read",
+            "webhooks:write",
+            "deliveries:read",
         }
     ),
     Role.ALLIANCE_MANAGER: frozenset(
@@ -64,6 +69,9 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "vouchers:read",
             "vouchers:write",
             "ledger:read",
+            "inbox:read",
+            "inbox:write",
+            "deliveries:read",
         }
     ),
     Role.PARTNER_OPERATOR: frozenset(
@@ -80,6 +88,10 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "programmes:read",
             "vouchers:read",
             "vouchers:write",
+            "inbox:read",
+            "inbox:write",
+            "webhooks:read",
+            "webhooks:write",
         }
     ),
     Role.FAMILY: frozenset(
@@ -94,6 +106,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "applications:read",
             "applications:write",
             "vouchers:read",
+            "inbox:read",
+            "inbox:write",
         }
     ),
 }

@@ -16,7 +16,7 @@ class GatewaySettings(BaseSettings):
     idempotency_ttl_hours: int = Field(24, ge=1)
     public_url: str = "http://127.0.0.1:8000"
     # Services whose RPC ping /v1/ready checks (comma separated in the environment).
-    services: str = "partners,catalog,enrolment,vouchers"
+    services: str = "partners,catalog,enrolment,vouchers,notifications"
 
     @property
     def service_names(self) -> list[str]:

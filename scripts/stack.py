@@ -46,7 +46,7 @@ GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8000"))
 GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 # Services started by `make run`, with how many instances of each. Several
 # instances of a service share its queue and its database.
-SERVICES = {"partners": 1, "catalog": 1, "enrolment": 2, "vouchers": 1}
+SERVICES = {"partners": 1, "catalog": 1, "enrolment": 2, "vouchers": 1, "notifications": 1}
 
 BACKOFF_FIRST = 1.0  # seconds before the first restart
 BACKOFF_MAX = 30.0

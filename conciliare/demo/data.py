@@ -259,6 +259,14 @@ INTEGRATOR_CLIENT = DemoClient(
     client_id="totem-gestionale",
     client_secret="demo-totem-client-secret-2026",  # noqa: S106 - demo credential, printed by make run
     partner_key="coop_totem",
-    scopes=("catalog:read", "catalog:write", "enrolments:read", "attendance:read", "attendance:write"),
+    scopes=(
+        "catalog:read",
+        "catalog:write",
+        "enrolments:read",
+        "attendance:read",
+        "attendance:write",
+        "webhooks:read",
+        "webhooks:write",
+    ),
     name="Gestionale della Cooperativa Totem",
 )

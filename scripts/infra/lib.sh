@@ -3,6 +3,11 @@
 # Sourced by install.sh, start.sh, stop.sh and status.sh; not meant to be run.
 
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$INFRA_DIR/../.." && pwd)"
+# The SMTP sink is Python (aiosmtpd): it runs from the project's virtualenv, which
+# `make install` creates before any server starts.
+SMTP_SINK="$INFRA_DIR/smtp_sink.py"
+SMTP_SINK_PYTHON="${CONCILIARE_SMTP_SINK_PYTHON:-$REPO_ROOT/.venv/bin/python}"
 PROBE="$INFRA_DIR/probe.py"
 
 # --- Where things live (outside the repo, shared by all checkouts) -----------
@@ -41,6 +46,7 @@ MONGO_PORT="${CONCILIARE_MONGO_PORT:-27017}"
 MINIO_PORT="${CONCILIARE_MINIO_PORT:-9000}"
 MINIO_CONSOLE_PORT="${CONCILIARE_MINIO_CONSOLE_PORT:-9001}"
 ZIPKIN_PORT="${CONCILIARE_ZIPKIN_PORT:-9411}"
+SMTP_PORT="${CONCILIARE_SMTP_PORT:-1025}"
 
 RABBITMQ_NODE="${CONCILIARE_RABBITMQ_NODENAME:-conciliare@localhost}"
 # h2: data in an H2 MVStore file that survives restarts (`make run`);
@@ -113,6 +119,7 @@ health_rabbitmq() {
 health_mongo()    { python3 "$PROBE" mongo "$HOST" "$MONGO_PORT" 2>/dev/null; }
 health_minio()    { curl -fsS -m 3 -o /dev/null "http://$HOST:$MINIO_PORT/minio/health/live" 2>/dev/null; }
 health_zipkin()   { curl -fsS -m 3 -o /dev/null "http://$HOST:$ZIPKIN_PORT/health" 2>/dev/null; }
+health_smtp()     { python3 "$SMTP_SINK" --check --host "$HOST" --port "$SMTP_PORT" >/dev/null 2>&1; }
 
 # --- RabbitMQ: environment for *our* node ------------------------------------------
 # Everything the node writes goes under $CONCILIARE_STATE/rabbitmq, and the CLI

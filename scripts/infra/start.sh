@@ -255,6 +255,22 @@ start_zipkin() {
     PENDING+=("zipkin|$pidfile|$log|health_zipkin")
 }
 
+# ---------------------------------------------------------------------------
+# SMTP sink (a real SMTP server that keeps every message as a .eml file)
+# ---------------------------------------------------------------------------
+start_smtp() {
+    local d="$CONCILIARE_STATE/smtp"
+    local pidfile="$d/smtp.pid" log="$d/smtp.log"
+    [[ -x "$SMTP_SINK_PYTHON" ]] || die smtp "$SMTP_SINK_PYTHON not found; run make install (the sink needs aiosmtpd)"
+    mkdir -p "$d/mail"
+    already_up smtp "$pidfile" health_smtp "$SMTP_PORT" && return
+    if ! read_pid "$pidfile" >/dev/null; then
+        say smtp "starting the SMTP sink on $HOST:$SMTP_PORT (mail in $d/mail)"
+        launch smtp "$pidfile" "$log" "$SMTP_SINK_PYTHON" "$SMTP_SINK" --host "$HOST" --port "$SMTP_PORT" --dir "$d/mail"
+    fi
+    PENDING+=("smtp|$pidfile|$log|health_smtp")
+}
+
 command -v python3 >/dev/null || die infra "python3 is required for health checks"
 mkdir -p "$CONCILIARE_STATE"
 t0=$SECONDS
@@ -264,6 +280,7 @@ start_rabbitmq
 start_mongo
 start_minio
 start_zipkin
+start_smtp
 for entry in "${PENDING[@]}"; do
     IFS='|' read -r -a args <<<"$entry"
     wait_up "${args[@]}"
@@ -275,4 +292,5 @@ cat <<EOF
     MONGO_URI=mongodb://$HOST:$MONGO_PORT/   (backend ${mongo_backend:-unknown: not started by these scripts})
     MINIO_ENDPOINT=$HOST:$MINIO_PORT  ($MINIO_ROOT_USER / $MINIO_ROOT_PASSWORD; console http://$HOST:$MINIO_CONSOLE_PORT)
     ZIPKIN=http://$HOST:$ZIPKIN_PORT  (spans: http://$HOST:$ZIPKIN_PORT/api/v2/spans)
+    SMTP=$HOST:$SMTP_PORT  (received mail: $CONCILIARE_STATE/smtp/mail/*.eml)
 EOF

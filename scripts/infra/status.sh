@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One line per server: up/down (by health check, not just an open port), port(s),
 # and pid. "pid=-" with "up" means something answers that start.sh didn't start.
-# Exit status: 0 if all four are up, 3 otherwise (handy for `make` / CI).
+# Exit status: 0 if all servers are up, 3 otherwise (handy for `make` / CI).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR
@@ -21,5 +21,6 @@ mongo_backend="$(mongo_backend_of "$CONCILIARE_STATE/mongo/mongo.pid")"
 line mongo health_mongo "$CONCILIARE_STATE/mongo/mongo.pid" "mongodb=$MONGO_PORT${mongo_backend:+ backend=$mongo_backend}"
 line minio health_minio "$CONCILIARE_STATE/minio/minio.pid" "s3=$MINIO_PORT console=$MINIO_CONSOLE_PORT"
 line zipkin health_zipkin "$CONCILIARE_STATE/zipkin/zipkin.pid" "http=$ZIPKIN_PORT"
+line smtp health_smtp "$CONCILIARE_STATE/smtp/smtp.pid" "smtp=$SMTP_PORT"
 
 ((all_up)) || exit 3

@@ -94,6 +94,7 @@ stop_rabbitmq() {
 }
 
 stop_zipkin()   { stop_pidfile zipkin "$CONCILIARE_STATE/zipkin/zipkin.pid" "$ZIPKIN_JAR"; }
+stop_smtp()     { stop_pidfile smtp "$CONCILIARE_STATE/smtp/smtp.pid" "$SMTP_SINK"; }
 stop_minio()    { stop_pidfile minio "$CONCILIARE_STATE/minio/minio.pid" "$MINIO_BIN"; }
 # SIGTERM runs the launcher's shutdown hook, which closes the H2 store: the last
 # acknowledged writes are on disk once the process is gone. The jar directory
@@ -103,6 +104,7 @@ stop_mongo()    { stop_pidfile mongo "$CONCILIARE_STATE/mongo/mongo.pid" "$MONGO
 # Each takes a few seconds to shut down gracefully, so stop them in parallel.
 pids=()
 stop_zipkin & pids+=($!)
+stop_smtp & pids+=($!)
 stop_minio & pids+=($!)
 stop_mongo & pids+=($!)
 stop_rabbitmq & pids+=($!)
