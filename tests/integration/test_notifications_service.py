@@ -277,7 +277,7 @@ def test_confirmed_enrolment_reaches_email_inbox_and_webhook_exactly_once(
     family_mail = [m for m in smtp_sink.messages() if "maria.rossi@example.it" in str(m["To"])]
     assert len(family_mail) == 2
     message = family_mail[0]
-    assert message["Subject"] == "Iscrizione confermata: Giulia Rossi a Spazio compiti DSA"
+    assert message["Subject"] == "Iscrizione confermata: Giulia Rossi, «Spazio compiti DSA»"
     assert "luca.rossi@example.it" in str(message["To"])
     text = message.get_body(preferencelist=("plain",))
     html = message.get_body(preferencelist=("html",))

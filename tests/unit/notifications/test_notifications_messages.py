@@ -51,7 +51,7 @@ def test_every_kind_has_email_and_inbox_templates(kind: EventKind, language: Lan
 
 def test_italian_email_of_a_confirmation() -> None:
     email = render_email(EventKind.ENROLMENT_CONFIRMED, Language.IT, ENROLMENT)
-    assert email.subject == "Iscrizione confermata: Giulia <b>Rossi</b> a Spazio compiti DSA"
+    assert email.subject == "Iscrizione confermata: Giulia <b>Rossi</b>, «Spazio compiti DSA»"
     assert "è confermata, dal 25/03/2027 al 30/03/2027" in email.text
     assert 'lang="it"' in email.html
 
