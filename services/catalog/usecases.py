@@ -14,6 +14,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from conciliare.chassis.concurrency import until_written
+from conciliare.chassis.remote import RemoteRefused, RemoteUnavailable
 from conciliare.chassis.validation import parse
 from conciliare.contracts.catalog import (
     OfferingArchived,
@@ -32,12 +33,7 @@ from conciliare.contracts.common import Page, new_id, utc_now
 from conciliare.contracts.offerings import OfferingSpec
 from conciliare.contracts.taxonomy import OfferingStatus
 from conciliare.errors import Conflict, DomainError, FieldError, NotFound, Unavailable, ValidationFailed
-from services.catalog.dependencies import (
-    EnrolmentClient,
-    PartnersClient,
-    RemoteRefused,
-    RemoteUnavailable,
-)
+from services.catalog.dependencies import EnrolmentClient, PartnersClient
 from services.catalog.domain import (
     CapacityBelowConfirmed,
     CatalogError,

@@ -6,22 +6,15 @@ missing or stuck service is ``Unavailable`` (503) and a refusal over there is th
 same domain error here (a household the family may not see stays NotFound).
 """
 
-import ast
 from typing import Any
 
-import eventlet
-from nameko.exceptions import MethodNotFound, RemoteError, RpcTimeout, UnknownService
-from nameko.rpc import ServiceRpc
-
 from conciliare.chassis.mongo import MongoRepositoryProvider
+from conciliare.chassis.remote import DomainRemoteClient, TimedServiceRpc
 from conciliare.contracts.catalog import OfferingSnapshot
 from conciliare.contracts.enrolment import AttendanceOut, ChildOut, EnrolmentOut, HouseholdOut
 from conciliare.contracts.identity import Viewer
 from conciliare.contracts.partners import AllianceTerritory, ProjectOut
-from conciliare.errors import DOMAIN_ERRORS, DomainError, Unavailable
 from services.vouchers.repository import VouchersRepository, ensure_indexes
-
-REMOTE_TIMEOUT_SECONDS = 5.0
 
 
 class VouchersStore(MongoRepositoryProvider[VouchersRepository]):
@@ -29,41 +22,11 @@ class VouchersStore(MongoRepositoryProvider[VouchersRepository]):
         super().__init__("vouchers", VouchersRepository, ensure_indexes)
 
 
-def _remote_detail(value: str) -> str:
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return value
-    if isinstance(parsed, tuple) and parsed and isinstance(parsed[0], str):
-        return parsed[0]
-    return value
-
-
-class _RemoteClient:
-    service = ""
-
-    def __init__(self, client: Any, timeout: float) -> None:
-        self._client = client
-        self._timeout = timeout
-
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        try:
-            with eventlet.Timeout(self._timeout):
-                return getattr(self._client, method)(**kwargs)
-        except (eventlet.Timeout, RpcTimeout, UnknownService, MethodNotFound):
-            raise Unavailable(f"Il servizio {self.service} non risponde: riprova tra poco.") from None
-        except RemoteError as exc:
-            cls: type[DomainError] | None = DOMAIN_ERRORS.get(str(exc.exc_type))
-            if cls is None:
-                raise Unavailable(f"Il servizio {self.service} ha avuto un errore: riprova tra poco.") from None
-            raise cls(_remote_detail(str(exc.value))) from None
-
-
 def _viewer(viewer: Viewer) -> dict[str, Any]:
     return viewer.model_dump(mode="json")
 
 
-class EnrolmentClient(_RemoteClient):
+class EnrolmentClient(DomainRemoteClient):
     """What the vouchers service asks the enrolment service, always on behalf of a viewer."""
 
     service = "enrolment"
@@ -85,7 +48,7 @@ class EnrolmentClient(_RemoteClient):
         return AttendanceOut.model_validate(answer, extra="ignore")
 
 
-class PartnersClient(_RemoteClient):
+class PartnersClient(DomainRemoteClient):
     service = "partners"
 
     def alliance_territory(self, alliance_id: str) -> AllianceTerritory:
@@ -97,39 +60,28 @@ class PartnersClient(_RemoteClient):
         return ProjectOut.model_validate(answer, extra="ignore")
 
 
-class CatalogClient(_RemoteClient):
+class CatalogClient(DomainRemoteClient):
     service = "catalog"
 
     def get_snapshot(self, offering_id: str) -> OfferingSnapshot:
         return OfferingSnapshot.model_validate(self._call("get_snapshot", offering_id=offering_id), extra="ignore")
 
 
-class _TimedServiceRpc(ServiceRpc):  # type: ignore[misc]
-    client_class: type[_RemoteClient] = _RemoteClient
-
-    def __init__(self, target_service: str, timeout: float = REMOTE_TIMEOUT_SECONDS) -> None:
-        super().__init__(target_service, expiration=timeout)
-        self.timeout = timeout
-
-    def get_dependency(self, worker_ctx: Any) -> _RemoteClient:
-        return self.client_class(super().get_dependency(worker_ctx), self.timeout)
-
-
-class EnrolmentRpc(_TimedServiceRpc):
+class EnrolmentRpc(TimedServiceRpc):
     client_class = EnrolmentClient
 
     def __init__(self) -> None:
         super().__init__("enrolment")
 
 
-class PartnersRpc(_TimedServiceRpc):
+class PartnersRpc(TimedServiceRpc):
     client_class = PartnersClient
 
     def __init__(self) -> None:
         super().__init__("partners")
 
 
-class CatalogRpc(_TimedServiceRpc):
+class CatalogRpc(TimedServiceRpc):
     client_class = CatalogClient
 
     def __init__(self) -> None:

@@ -4,16 +4,12 @@ from typing import Any, cast
 
 import pytest
 
+from conciliare.chassis.remote import RemoteRefused, RemoteUnavailable
+from conciliare.chassis.remote import remote_detail as _remote_detail
 from conciliare.contracts.partners import AllianceMembershipCheck, AllianceTerritory, MembershipStatus
 from conciliare.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from services.catalog import usecases
-from services.catalog.dependencies import (
-    EnrolmentClient,
-    PartnersClient,
-    RemoteRefused,
-    RemoteUnavailable,
-    _remote_detail,
-)
+from services.catalog.dependencies import EnrolmentClient, PartnersClient
 
 ALLIANCE = "alleanza-marnate"
 TOTEM = "coop-totem"
