@@ -1,5 +1,6 @@
 """The gateway: the only HTTP entry of Conciliare."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conciliare.chassis.documents import DocumentStore as ChassisDocumentStore
 from conciliare.settings import get_platform_settings
 from conciliare.tracing import configure_logging, setup_tracing
 from gateway.deps import json_numbers_fit
@@ -27,6 +29,7 @@ from gateway.routers import (
     inbox,
     offerings,
     partners,
+    posters,
     programmes,
     projects,
     vouchers,
@@ -84,7 +87,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await documents.ensure_bucket()
     except Exception as exc:  # readiness reports it; the API can still serve the rest
         log.warning("object storage not reachable at start: %s", type(exc).__name__)
+    # The documents component every service shares (policies, presigned URLs).
+    document_store = ChassisDocumentStore.from_settings(platform)
+    try:
+        await asyncio.to_thread(document_store.ensure_bucket)
+    except Exception as exc:  # readiness reports it; the API can still serve the rest
+        log.warning("object storage not reachable at start: %s", type(exc).__name__)
     app.state.rpc, app.state.identity, app.state.documents = rpc, identity, documents
+    app.state.document_store = document_store
     try:
         yield
     finally:
@@ -135,7 +145,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     routers = (
-        *(auth, health, alliances, partners, projects, offerings, households, enrolments),
+        *(auth, health, alliances, partners, projects, offerings, posters, households, enrolments),
         *(programmes, vouchers, inbox, webhooks),
     )
     for module in routers:

@@ -287,6 +287,13 @@ class DocumentStore:
             sensitive=field("sensitive") == "true",
         )
 
+    def list(self, owner: Owner, kind: DocumentKind) -> list[DocumentRef]:
+        """The documents of one kind an owner has, oldest first (the bucket is the record)."""
+        prefix = document_key(owner, kind, "x")[:-1]
+        found = self.client.list_objects(self.bucket, prefix=prefix)
+        refs = [self.stat(item.object_name) for item in found if item.object_name]
+        return sorted(refs, key=lambda ref: ref.key)
+
     def presigned_download(
         self, ref: DocumentRef, *, reader: str, audit: Audit | None = None, ttl: timedelta = DEFAULT_URL_TTL
     ) -> str:
