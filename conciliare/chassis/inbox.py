@@ -23,7 +23,9 @@ class Inbox:
         self.collection.create_index("processed_at")
 
     def seen(self, consumer: str, event_id: str) -> bool:
-        return self.collection.count_documents({"_id": f"{consumer}:{event_id}"}, limit=1) > 0
+        # find_one by _id alone: the one query mongo-java-server answers from an index
+        # (count_documents is an aggregation there, and scans the collection).
+        return self.collection.find_one({"_id": f"{consumer}:{event_id}"}, {"_id": 1}) is not None
 
     def mark(self, consumer: str, event_id: str, processed_at: Any) -> None:
         try:

@@ -10,7 +10,7 @@ Collections::
     inboxes        {_id: recipient, items: [InboxItem] (newest last, at most INBOX_LIMIT)}
     preferences    {_id: recipient, channels, muted, language, version}
     subscriptions  {_id, partner_id, url, event_kinds, description, secret, active, created_at}
-    processed_events {_id: "<consumer>:<event_id>", processed_at}   (same layout as the chassis inbox)
+    processed_events {_id: "<consumer>:<event_id>", processed_at}   (the chassis inbox, conciliare/chassis/inbox.py)
 
 A delivery is inserted once under its deterministic ``_id`` (a duplicate key means it
 exists already: the event was redelivered). Before a delivery is attempted its entry
@@ -53,7 +53,6 @@ INBOXES = "inboxes"
 PREFERENCES = "preferences"
 SUBSCRIPTIONS = "subscriptions"
 # The chassis inbox's collection, read here by ``_id`` (its ``seen`` counts, which scans).
-PROCESSED = "processed_events"
 DUPLICATE_KEY = 11000
 
 
@@ -208,14 +207,11 @@ class NotificationsRepository:
     # --- consumed events --------------------------------------------------------------
 
     def event_done(self, consumer: str, event_id: str) -> bool:
-        """Whether an event was fanned out already (a look-up by ``_id``: no scan)."""
-        return self.db[PROCESSED].find_one({"_id": f"{consumer}:{event_id}"}, {"_id": 1}) is not None
+        """Whether an event was fanned out already (the chassis inbox)."""
+        return Inbox(self.db).seen(consumer, event_id)
 
     def mark_event_done(self, consumer: str, event_id: str, processed_at: datetime) -> None:
-        try:
-            self.db[PROCESSED].insert_one({"_id": f"{consumer}:{event_id}", "processed_at": processed_at})
-        except DuplicateKeyError:
-            pass
+        Inbox(self.db).mark(consumer, event_id, processed_at)
 
     # --- deliveries -------------------------------------------------------------------
 
