@@ -35,13 +35,6 @@ class EventRecorder:
 
 
 @pytest.fixture
-def config(rabbit_uri: str, fresh_database: str) -> dict[str, Any]:
-    # nameko 3's `rabbit_config` patches the global config and yields nothing: the
-    # per-test vhost URI comes from `rabbit_uri` and is applied by container_factory.
-    return {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}
-
-
-@pytest.fixture
 def partners(container_factory: Any, config: dict[str, Any]) -> Iterator[Any]:
     container = container_factory(PartnersService, config)
     container.start()

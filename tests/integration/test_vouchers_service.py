@@ -206,11 +206,6 @@ class EventRecorder:
 
 
 @pytest.fixture
-def config(rabbit_uri: str, fresh_database: str) -> dict[str, Any]:
-    return {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database}
-
-
-@pytest.fixture
 def stubs(container_factory: Any, config: dict[str, Any]) -> None:
     for stub in (EnrolmentStub, PartnersStub, CatalogStub):
         container_factory(stub, {**config, "max_workers": 40}).start()
