@@ -11,6 +11,8 @@ from fastapi.security import OAuth2PasswordBearer
 from conciliare.errors import FieldError, ValidationFailed
 from gateway.errors import ProblemError
 from gateway.identity import IdentityStore
+from gateway.intake import EnrolmentIntake
+from gateway.receipts import ReceiptIssuer
 from gateway.rpc import RpcClient
 from gateway.security import Principal, Role, read_token
 from gateway.settings import GatewaySettings, get_gateway_settings
@@ -35,8 +37,14 @@ async def get_identity(request: Request) -> IdentityStore:
     return store
 
 
+async def get_intake(request: Request) -> EnrolmentIntake:
+    intake: EnrolmentIntake = request.app.state.intake
+    return intake
+
+
 Rpc = Annotated[RpcClient, Depends(get_rpc)]
 Identity = Annotated[IdentityStore, Depends(get_identity)]
+Intake = Annotated[EnrolmentIntake, Depends(get_intake)]
 
 
 async def settings_dependency() -> GatewaySettings:
@@ -46,6 +54,19 @@ async def settings_dependency() -> GatewaySettings:
 # Every dependency is `async def`: FastAPI runs plain `def` dependencies in a
 # thread pool, a hand-off that costs more than these functions themselves.
 Settings = Annotated[GatewaySettings, Depends(settings_dependency)]
+
+_issuers: dict[str, ReceiptIssuer] = {}
+
+
+async def get_receipts(settings: Settings) -> ReceiptIssuer:
+    secret = settings.jwt_secret.get_secret_value()
+    issuer = _issuers.get(secret)
+    if issuer is None:
+        issuer = _issuers[secret] = ReceiptIssuer(secret.encode())
+    return issuer
+
+
+Receipts = Annotated[ReceiptIssuer, Depends(get_receipts)]
 
 
 async def current_principal(token: Annotated[str | None, Depends(_bearer)], settings: Settings) -> Principal:

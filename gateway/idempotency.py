@@ -145,6 +145,7 @@ async def idempotent(
         )
     print_ = fingerprint(request.method, request.url.path, body)
     now = datetime.now(UTC)
+    request.state.idempotency_first_at = now
     earlier = await identity.reserve_idempotency_key(key, owner, print_, now + ttl)
     if earlier is not None:
         if earlier["fingerprint"] != print_:
@@ -167,6 +168,7 @@ async def idempotent(
             )
         # Abandoned by a gateway that died: the service recognises the key, so
         # running the operation again returns what it did the first time.
+        request.state.idempotency_first_at = reserved_at
     try:
         code, content = await operation(key)
     except (Conflict, Unavailable):
@@ -188,6 +190,16 @@ async def idempotent(
         raise
     await _store_answer(identity, owner, key, code, content, now + ttl, "application/json")
     return service_json(content, code)
+
+
+def first_attempt_at(request: Request) -> datetime:
+    """When this request's ``Idempotency-Key`` was first used (now, without a key).
+
+    Operations that derive something from the key and a time (an enrolment receipt)
+    use it, so a re-run of an abandoned reservation derives the same thing.
+    """
+    found = getattr(request.state, "idempotency_first_at", None)
+    return found if isinstance(found, datetime) else datetime.now(UTC)
 
 
 IdempotencyKeyHeader = Annotated[

@@ -19,6 +19,7 @@ from gateway.deps import json_numbers_fit
 from gateway.documents import DocumentStore
 from gateway.errors import install_error_handlers
 from gateway.identity import IdentityStore
+from gateway.intake import EnrolmentIntake
 from gateway.openapi import install_openapi
 from gateway.routers import (
     alliances,
@@ -93,7 +94,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(document_store.ensure_bucket)
     except Exception as exc:  # readiness reports it; the API can still serve the rest
         log.warning("object storage not reachable at start: %s", type(exc).__name__)
+    intake = EnrolmentIntake(rpc)
+    await intake.start_listening()
     app.state.rpc, app.state.identity, app.state.documents = rpc, identity, documents
+    app.state.intake = intake
     app.state.document_store = document_store
     try:
         yield
@@ -142,6 +146,9 @@ def create_app() -> FastAPI:
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         dependencies=[Depends(json_numbers_fit)],
+        # FastAPI's own OpenTelemetry (on by default since 0.16x) would trace every request a
+        # second time beside FastAPIInstrumentor below, and record metrics nobody reads.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     routers = (

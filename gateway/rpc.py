@@ -218,6 +218,14 @@ class RpcClient:
             raise ServiceUnavailable(service, broker=True)
         return exchange
 
+    async def usable_connection(self, service: str) -> AbstractRobustConnection:
+        """The connection once usable (waiting a little for a reconnection), for other channels."""
+        await self._ready_exchange(service)
+        connection = self._connection
+        if connection is None:
+            raise ServiceUnavailable(service, broker=True)
+        return connection
+
     async def ping_broker(self) -> None:
         """Raise unless calls can be published now (for ``/v1/ready``)."""
         if not self.connected:

@@ -107,26 +107,43 @@ class CancelRequest(Contract):
     reason: str | None = Field(None, max_length=500)
 
 
+class RefusalReason(Contract):
+    """Why a request was refused: a stable code and its explanation in Italian."""
+
+    code: str = Field(description="es. age_out_of_range, needs_not_supported, not_in_alliance, overlapping_enrolment")
+    message: str
+
+
 class EnrolmentOut(Contract):
+    """An enrolment request and where it stands.
+
+    While it is ``requested`` (accepted, not decided yet) only what the request itself
+    said is known: the fields about the offering and the child may be empty. A
+    ``refused`` request lists every reason in ``refusal_reasons``.
+    """
+
     id: EntityId
-    offering_id: str
-    offering_title: str
-    alliance_id: str
-    provider_partner_id: str
-    child_id: str
-    child_name: str
-    child_codice_fiscale: str = Field(description="Mascherato")
-    household_id: str
-    period: PeriodIn
-    attendance_mode: str
+    protocol: str | None = Field(None, description="Numero di protocollo della ricevuta")
+    offering_id: str | None
+    offering_title: str | None
+    alliance_id: str | None
+    provider_partner_id: str | None
+    child_id: str | None
+    child_name: str | None
+    child_codice_fiscale: str | None = Field(description="Mascherato")
+    household_id: str | None
+    period: PeriodIn | None
+    attendance_mode: str | None
     chosen_weekdays: list[int] | None
     hours: float | None
-    status: str = Field(description="requested | confirmed | waitlisted | cancelled | completed")
+    status: str = Field(description="requested | confirmed | waitlisted | refused | cancelled | completed")
     status_label: str
     sequence: int | None = Field(description="Ordine di arrivo della richiesta per il servizio")
     waitlist_position: int | None
     promoted: bool
-    requested_at: datetime
+    refusal_reasons: list[RefusalReason] = Field(default_factory=list)
+    accepted_at: datetime = Field(description="Quando la piattaforma ha accettato la richiesta")
+    requested_at: datetime = Field(description="Come accepted_at (nome storico)")
     decided_at: datetime | None
     cancelled_at: datetime | None
     cancel_reason: str | None
@@ -223,6 +240,19 @@ class EnrolmentPromoted(EnrolmentEvent):
 
     event_type: ClassVar[str] = "enrolment.promoted"
     position: int = Field(ge=1)
+
+
+class EnrolmentRefused(IntegrationEvent):
+    """A request the service could not accept; ``reasons`` lists every one (codes and Italian text)."""
+
+    event_type: ClassVar[str] = "enrolment.refused"
+    # Empty when the offering named in the request is unknown.
+    alliance_id: str = ""
+    enrolment_id: str
+    offering_id: str
+    child_id: str
+    household_id: str | None = None
+    reasons: list[RefusalReason]
 
 
 class EnrolmentCancelled(EnrolmentEvent):

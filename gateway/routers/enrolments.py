@@ -10,15 +10,25 @@ projection and the enrolments):
 Another tenant's enrolment or offering answers 404, never 403.
 """
 
+import asyncio
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
-from gateway.deps import CurrentPrincipal, Rpc, require_scope
+from conciliare.contracts.enrolment import EnrolmentCreate as ContractEnrolmentCreate
+from conciliare.contracts.enrolment_requests import EnrolmentRequested
+from conciliare.contracts.identity import Viewer
+from conciliare.errors import NotFound, Unavailable
+from gateway.deps import CurrentPrincipal, Intake, Receipts, Rpc, require_scope
 from gateway.errors import ProblemError
-from gateway.idempotency import IDEMPOTENCY_HEADER, IdempotencyDep
+from gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, IdempotencyDep, first_attempt_at
+from gateway.intake import EnrolmentIntake
+from gateway.prefer import MAX_WAIT_SECONDS, PREFER_HEADER, applied, preferred_wait
+from gateway.receipts import Receipt
 from gateway.responses import service_json
+from gateway.rpc import RpcClient, RpcError
 from gateway.schemas.common import EnrolmentId, IdFilter, Month, OfferingId, PaginationDep
 from gateway.schemas.enrolments import (
     AttendanceOut,
@@ -39,70 +49,159 @@ CanWrite = Depends(require_scope("enrolments:write"))
 CanReadAttendance = Depends(require_scope("attendance:read"))
 CanWriteAttendance = Depends(require_scope("attendance:write"))
 
-# On a click day thousands of requests queue in the broker for a few workers: a
-# family keeps its place in that queue for up to two minutes instead of getting a
-# 504 after the default RPC timeout. (The service answers 202 "requested" if the
-# decision itself takes longer than a few seconds once it picks the request up.)
-ENROLMENT_RPC_TIMEOUT_SECONDS = 120.0
-
 
 class EnrolmentStatus(StrEnum):
     REQUESTED = "requested"
     CONFIRMED = "confirmed"
     WAITLISTED = "waitlisted"
+    REFUSED = "refused"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
 
 
 ENROLMENT_DESCRIPTION = f"""
-Iscrive un figlio della famiglia a un servizio per un periodo e una modalità di frequenza.
+Chiede l'iscrizione di un figlio della famiglia a un servizio, per un periodo e una modalità
+di frequenza. La richiesta viene accettata subito e decisa poco dopo, nell'ordine di arrivo.
 
-- **201**: iscrizione `confirmed` (posto assegnato) o `waitlisted` (lista d'attesa, con
-  `waitlist_position`); i posti non superano mai la capienza, anche con molte richieste
-  simultanee.
-- **202**: richiesta registrata ma ancora in elaborazione (`requested`): l'esito si legge
-  con `GET /v1/enrolments/{{id}}`.
-- **422**: la richiesta non è ammissibile; `errors` elenca *tutti* i motivi, con il codice
-  del motivo in `field` (`age_out_of_range`, `needs_not_supported`, `not_in_alliance`,
-  `period_outside_calendar`, `period_in_past`, `overlapping_enrolment`,
-  `attendance_mode_not_offered`, `offering_not_published`) e la spiegazione in `message`.
+- **202**: richiesta accettata (`requested`), con numero di `protocol` e `accepted_at`;
+  l'esito si legge con `GET /v1/enrolments/{{id}}` (intestazione `Location`). Nulla di ciò che
+  è stato accettato va perso.
+- **201**: con `Prefer: wait=N` (N ≤ {MAX_WAIT_SECONDS} secondi) la risposta attende la decisione
+  e la restituisce se arriva in tempo: `confirmed` (posto assegnato), `waitlisted` (con
+  `waitlist_position`) o `refused` con *tutti* i motivi in `refusal_reasons` (`age_out_of_range`,
+  `needs_not_supported`, `not_in_alliance`, `period_outside_calendar`, `period_in_past`,
+  `overlapping_enrolment`, `attendance_mode_not_offered`, `offering_not_published`,
+  `offering_not_found`, `child_not_found`). `Preference-Applied` dice l'attesa applicata;
+  senza decisione in tempo la risposta è 202.
+- **422**: la richiesta è malformata (campi mancanti o non validi).
+- **503**: la richiesta *non* è stata accettata (sistema di messaggistica non raggiungibile):
+  riprovare dopo `Retry-After` secondi.
 
-Con l'intestazione `{IDEMPOTENCY_HEADER}` la stessa richiesta ripetuta restituisce la prima
-risposta (stesso codice, stesso corpo) senza creare nulla; la stessa chiave con un corpo
-diverso risponde 422, e mentre la prima è in corso 409.
+I posti non superano mai la capienza, anche con migliaia di richieste simultanee: le richieste
+di un servizio sono decise una alla volta, nell'ordine in cui sono state accettate.
+
+Con l'intestazione `{IDEMPOTENCY_HEADER}` la stessa richiesta ripetuta restituisce la stessa
+richiesta (stesso `id` e `protocol`) con il suo esito attuale, senza crearne un'altra; la stessa
+chiave con un corpo diverso risponde 422, e mentre la prima è in corso 409.
 """
+
+
+def _requested(receipt: Receipt, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """An accepted request not decided yet, as ``EnrolmentOut`` (only what the request said is known)."""
+    asked = payload or {}
+    return {
+        "id": receipt.id,
+        "protocol": receipt.protocol,
+        "offering_id": asked.get("offering_id"),
+        "offering_title": None,
+        "alliance_id": None,
+        "provider_partner_id": None,
+        "child_id": asked.get("child_id"),
+        "child_name": None,
+        "child_codice_fiscale": None,
+        "household_id": None,
+        "period": asked.get("period"),
+        "attendance_mode": asked.get("attendance_mode"),
+        "chosen_weekdays": asked.get("chosen_weekdays"),
+        "hours": asked.get("hours"),
+        "status": EnrolmentStatus.REQUESTED.value,
+        "status_label": "richiesta",
+        "sequence": None,
+        "waitlist_position": None,
+        "promoted": False,
+        "refusal_reasons": [],
+        "accepted_at": receipt.accepted_at.isoformat(),
+        "requested_at": receipt.accepted_at.isoformat(),
+        "decided_at": None,
+        "cancelled_at": None,
+        "cancel_reason": None,
+    }
+
+
+async def _decided(rpc: RpcClient, viewer: dict[str, Any], enrolment_id: str) -> dict[str, Any] | None:
+    """The enrolment once decided; None while it is not (or cannot be read now: the 202 stands)."""
+    try:
+        found = await rpc.call("enrolment", "get_enrolment", enrolment_id=enrolment_id, viewer=viewer)
+    except (NotFound, Unavailable, RpcError):
+        return None
+    return dict(found) if found.get("status") != EnrolmentStatus.REQUESTED.value else None
+
+
+async def _decision(
+    rpc: RpcClient, intake: EnrolmentIntake, viewer: dict[str, Any], enrolment_id: str, wait: int
+) -> dict[str, Any] | None:
+    """The decision if it is there, or arrives within ``wait`` seconds."""
+    with intake.watch(enrolment_id) as announced:
+        # Watching first, then reading: a decision made in between is not missed.
+        decided = await _decided(rpc, viewer, enrolment_id)
+        if decided is not None or wait <= 0:
+            return decided
+        try:
+            await asyncio.wait_for(announced, wait)
+        except TimeoutError:
+            return None
+    return await _decided(rpc, viewer, enrolment_id)
 
 
 @router.post(
     "/enrolments",
     response_model=EnrolmentOut,
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     dependencies=[CanWrite],
-    summary="Iscrivi un figlio a un servizio",
+    summary="Chiedi l'iscrizione di un figlio a un servizio",
     description=ENROLMENT_DESCRIPTION,
-    responses={202: {"model": EnrolmentOut, "description": "Richiesta ancora in elaborazione"}},
+    responses={
+        201: {"model": EnrolmentOut, "description": "Richiesta decisa entro l'attesa chiesta con `Prefer: wait`"},
+    },
 )
 async def request_enrolment(
-    body: EnrolmentCreate, rpc: Rpc, principal: CurrentPrincipal, once: IdempotencyDep
+    body: EnrolmentCreate,
+    request: Request,
+    rpc: Rpc,
+    intake: Intake,
+    receipts: Receipts,
+    principal: CurrentPrincipal,
+    once: IdempotencyDep,
+    prefer: Annotated[
+        str | None,
+        Header(alias=PREFER_HEADER, description=f"`wait=N`: attendi fino a N secondi (max {MAX_WAIT_SECONDS}) l'esito"),
+    ] = None,
 ) -> Response:
     if principal.role is not Role.FAMILY:
         raise ProblemError(403, "Operazione non consentita", "Solo le famiglie iscrivono i propri figli.")
     payload = body.model_dump(mode="json")
     viewer = viewer_of(principal)
+    wait = preferred_wait(request) if prefer is not None else None
 
-    async def operation(key: str | None) -> tuple[int, Any]:
-        result = await rpc.call(
-            "enrolment",
-            "request_enrolment",
-            timeout=ENROLMENT_RPC_TIMEOUT_SECONDS,
-            viewer=viewer,
-            payload=payload,
-            request_key=key,
+    async def accept(key: str | None) -> tuple[int, Any]:
+        receipt = receipts.issue(principal.subject, first_attempt_at(request), key)
+        command = EnrolmentRequested(
+            request_id=receipt.id,
+            protocol=receipt.protocol,
+            accepted_at=receipt.accepted_at,
+            viewer=Viewer.model_validate(viewer),
+            request=ContractEnrolmentCreate.model_validate(payload),
         )
-        decided = result["status"] != "requested"
-        return (status.HTTP_201_CREATED if decided else status.HTTP_202_ACCEPTED), result
+        await intake.submit(command)
+        return status.HTTP_202_ACCEPTED, _requested(receipt, payload)
 
-    return await once.run(payload, operation)
+    answered = await once.run(payload, accept)
+    if answered.status_code != status.HTTP_202_ACCEPTED:
+        return answered  # a stored refusal of the key (422), replayed
+    enrolment_id = str(json.loads(bytes(answered.body))["id"])
+    headers = {"Location": f"{router.prefix}/enrolments/{enrolment_id}"}
+    if wait is not None:
+        headers.update(applied(wait))
+    replayed = answered.headers.get(REPLAYED_HEADER)
+    if wait is not None or replayed:
+        # A replay answers with where the request stands now: same request, same outcome.
+        decided = await _decision(rpc, intake, viewer, enrolment_id, wait or 0)
+        if decided is not None:
+            answered = service_json(decided, status.HTTP_201_CREATED)
+            if replayed:
+                headers[REPLAYED_HEADER] = replayed
+    answered.headers.update(headers)
+    return answered
 
 
 @router.get("/enrolments", response_model=EnrolmentPage, dependencies=[CanRead], summary="Iscrizioni visibili")
@@ -119,11 +218,22 @@ async def list_enrolments(
     return service_json(await rpc.call("enrolment", "list_enrolments", viewer=viewer_of(principal), query=query))
 
 
-@router.get("/enrolments/{enrolment_id}", response_model=EnrolmentOut, dependencies=[CanRead], summary="Un'iscrizione")
-async def get_enrolment(enrolment_id: EnrolmentId, rpc: Rpc, principal: CurrentPrincipal) -> Any:
-    return service_json(
-        await rpc.call("enrolment", "get_enrolment", enrolment_id=enrolment_id, viewer=viewer_of(principal))
-    )
+@router.get(
+    "/enrolments/{enrolment_id}",
+    response_model=EnrolmentOut,
+    dependencies=[CanRead],
+    summary="Un'iscrizione (o una richiesta ancora da decidere: stato requested)",
+)
+async def get_enrolment(enrolment_id: EnrolmentId, rpc: Rpc, principal: CurrentPrincipal, receipts: Receipts) -> Any:
+    try:
+        found = await rpc.call("enrolment", "get_enrolment", enrolment_id=enrolment_id, viewer=viewer_of(principal))
+    except NotFound:
+        # Accepted but not decided yet: the service does not know it, its receipt does.
+        receipt = receipts.verify(principal.subject, enrolment_id)
+        if receipt is None:
+            raise
+        return service_json(_requested(receipt, None))
+    return service_json(found)
 
 
 @router.post(

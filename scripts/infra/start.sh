@@ -150,7 +150,8 @@ disk_free_limit.absolute = 50MB
 log.console = false
 log.file.level = info
 EOF
-        echo '[rabbitmq_management].' >"$d/enabled_plugins"
+        # The consistent-hash exchange partitions enrolment requests by offering (README: click day).
+        echo '[rabbitmq_management,rabbitmq_consistent_hash_exchange].' >"$d/enabled_plugins"
         : >"$d/rabbitmq-env.conf"
 
         # epmd (Erlang port mapper, 4369) is shared by all Erlang nodes. If none is

@@ -84,6 +84,11 @@ def may_see_enrolment(viewer: Viewer, enrolment: Enrolment) -> bool:
     return False
 
 
+def may_read_refusal(viewer: Viewer, owner_subject: str) -> bool:
+    """A refused request naming no child or offering of ours: only its family (and the platform) read it."""
+    return viewer.role is Role.PLATFORM_ADMIN or viewer.subject == owner_subject
+
+
 def visible_enrolment(viewer: Viewer, enrolment: Enrolment | None) -> Enrolment:
     if enrolment is None or not may_see_enrolment(viewer, enrolment):
         raise NotFound(ENROLMENT_NOT_FOUND)

@@ -1,5 +1,4 @@
-"""Dependency providers of the enrolment service: its database, its seat decider,
-and its two RPC fall-backs.
+"""Dependency providers of the enrolment service: its database and its two RPC fall-backs.
 
 Projections are fed by events; the partners and catalog services are asked by RPC
 only when a projection is missing (this service started after the events were
@@ -8,20 +7,16 @@ now" instead of a worker waiting forever.
 """
 
 import logging
-from typing import Any, Final
+from typing import Any
 
 import eventlet
-from eventlet.event import Event
 from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ServiceRpc
 
 from conciliare.chassis.mongo import MongoRepositoryProvider
-from services.enrolment import seating
-from services.enrolment.ports import Repository, Runtime
-from services.enrolment.records import Enrolment
+from services.enrolment.ports import Dispatch
 from services.enrolment.repository import MongoRepository, ensure_indexes
-from services.enrolment.seats import OfferingSeats
 
 log = logging.getLogger(__name__)
 
@@ -81,82 +76,33 @@ class SnapshotRpc(_FetchRpc):
         super().__init__("catalog", "get_snapshot", "offering_id")
 
 
-# --- deciding seats in batches ----------------------------------------------------------------
+class SoonPublisher:
+    """Publishes an offering's queued events in a green thread of its own, one at a time per offering.
 
-# Below the gateway's RPC timeout: past it the request is answered "requested" and
-# the relay timer decides it.
-DECISION_WAIT_SECONDS: Final = 7.0
-
-
-class SeatDecider:
-    """One deciding loop per offering per process; request workers wait on it.
-
-    A worker whose request is stored hands it over and sleeps on a green event. The
-    offering's loop takes every request waiting at that moment, decides them in one
-    write of the offering's seats (``seating.decide``), wakes their workers with the
-    result, and goes again while requests keep arriving. So a burst costs one
-    conditional write per batch, and the only writers racing on an offering's seats
-    are the two instances' loops (plus cancellations and catalog events), never every
-    worker. If the write fails (the database away, every retry lost) the batch's
-    workers answer "requested" and the relay timer decides those requests.
+    A decider hands over and goes on with its next batch; events queued meanwhile
+    are published by the same thread's next round. The events are stored with the
+    seats, so a crash before they go out leaves them to the relay timer.
     """
 
     def __init__(self) -> None:
-        self._waiting: dict[str, dict[str, tuple[Enrolment, list[Event]]]] = {}
-        self._loops: set[str] = set()
         self._publishing: set[str] = set()
-        self._publish_again: set[str] = set()
+        self._again: set[str] = set()
 
-    def decide(self, repo: Repository, runtime: Runtime, request: Enrolment) -> OfferingSeats | None:
-        """The seats once ``request`` is decided, or None if still undecided after the wait."""
-        offering_id = request.offering_id
-        event = Event()
-        self._waiting.setdefault(offering_id, {}).setdefault(request.id, (request, []))[1].append(event)
-        if offering_id not in self._loops:
-            self._loops.add(offering_id)
-            eventlet.spawn_n(self._run, repo, runtime, offering_id)
-        decided: OfferingSeats | None = None
-        with eventlet.Timeout(DECISION_WAIT_SECONDS, False):
-            decided = event.wait()
-        return decided
-
-    def _run(self, repo: Repository, runtime: Runtime, offering_id: str) -> None:
-        try:
-            while self._waiting.get(offering_id):
-                batch = self._waiting.pop(offering_id)
-
-                def wake(seats: OfferingSeats | None, batch: dict[str, tuple[Enrolment, list[Event]]] = batch) -> None:
-                    for _, events in batch.values():
-                        for event in events:
-                            if not event.ready():
-                                event.send(seats)
-
-                requests = [request for request, _ in batch.values()]
-                try:
-                    seating.decide(repo, runtime, offering_id, requests, wake, publish_events=False)
-                except Exception:  # the requests are stored: the relay timer decides them
-                    log.exception("deciding %d requests of offering %s failed", len(batch), offering_id)
-                finally:
-                    wake(None)
-                self._publish_soon(repo, runtime, offering_id)
-        finally:
-            # No green-thread switch between the emptiness check and this line: a
-            # worker that hands a request over afterwards starts a new loop.
-            self._loops.discard(offering_id)
-
-    def _publish_soon(self, repo: Repository, runtime: Runtime, offering_id: str) -> None:
-        """Publish the offering's events beside the deciding loop, one publisher at a time."""
+    def soon(self, repo: MongoRepository, dispatch: Dispatch, offering_id: str) -> None:
         if offering_id in self._publishing:
-            self._publish_again.add(offering_id)
+            self._again.add(offering_id)
             return
         self._publishing.add(offering_id)
 
         def publish() -> None:
             try:
                 while True:
-                    self._publish_again.discard(offering_id)
-                    seating.publish(repo, runtime, offering_id)
-                    if offering_id not in self._publish_again:
+                    self._again.discard(offering_id)
+                    try:
+                        repo.publish_seat_events(offering_id, dispatch)
+                    except Exception:
+                        log.exception("events of offering %s left for the relay", offering_id)
+                    if offering_id not in self._again:
                         return
             finally:
                 self._publishing.discard(offering_id)
@@ -164,11 +110,11 @@ class SeatDecider:
         eventlet.spawn_n(publish)
 
 
-class Decisions(DependencyProvider):  # type: ignore[misc]
-    """Hands every worker the container's seat decider."""
+class Publishing(DependencyProvider):  # type: ignore[misc]
+    """Hands every worker the container's ``SoonPublisher``."""
 
     def setup(self) -> None:
-        self.decider = SeatDecider()
+        self.publisher = SoonPublisher()
 
-    def get_dependency(self, worker_ctx: Any) -> SeatDecider:
-        return self.decider
+    def get_dependency(self, worker_ctx: Any) -> SoonPublisher:
+        return self.publisher

@@ -673,6 +673,7 @@ class EnrolmentStatus(StrEnum):
     REQUESTED = "requested"
     CONFIRMED = "confirmed"
     WAITLISTED = "waitlisted"
+    REFUSED = "refused"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
 
@@ -681,6 +682,7 @@ ENROLMENT_STATUS_LABELS: Final[Mapping[EnrolmentStatus, str]] = {
     EnrolmentStatus.REQUESTED: "richiesta",
     EnrolmentStatus.CONFIRMED: "confermata",
     EnrolmentStatus.WAITLISTED: "in lista d'attesa",
+    EnrolmentStatus.REFUSED: "respinta",
     EnrolmentStatus.CANCELLED: "annullata",
     EnrolmentStatus.COMPLETED: "conclusa",
 }
@@ -874,11 +876,12 @@ def check_eligibility(
 
 ALLOWED_TRANSITIONS: Final[Mapping[EnrolmentStatus, frozenset[EnrolmentStatus]]] = {
     EnrolmentStatus.REQUESTED: frozenset(
-        {EnrolmentStatus.CONFIRMED, EnrolmentStatus.WAITLISTED, EnrolmentStatus.CANCELLED}
+        {EnrolmentStatus.CONFIRMED, EnrolmentStatus.WAITLISTED, EnrolmentStatus.REFUSED, EnrolmentStatus.CANCELLED}
     ),
     # waitlisted -> confirmed is the promotion when a seat frees up.
     EnrolmentStatus.WAITLISTED: frozenset({EnrolmentStatus.CONFIRMED, EnrolmentStatus.CANCELLED}),
     EnrolmentStatus.CONFIRMED: frozenset({EnrolmentStatus.CANCELLED, EnrolmentStatus.COMPLETED}),
+    EnrolmentStatus.REFUSED: frozenset(),
     EnrolmentStatus.CANCELLED: frozenset(),
     EnrolmentStatus.COMPLETED: frozenset(),
 }

@@ -1,18 +1,14 @@
-"""Enrolments: request, read, list, cancel; the provider's roster of an offering.
+"""Enrolments: read, list, cancel; the provider's roster of an offering.
 
-A request is checked (every refusal reason at once), stored, and decided by the
-offering's seats (``seats.py`` holds the rule, ``seating.py`` runs it). Where an
-enrolment stands is read from the seats, never stored twice. See ``seating.py`` for
-why a crash at any point loses nothing acknowledged and counts no child twice.
+Requests are decided by ``admission.py``, from the partition queues. Where an
+enrolment stands is read from the offering's seats (``seats.py`` holds the rule,
+``seating.py`` runs it), never stored twice.
 """
 
-import hashlib
 from datetime import datetime, timedelta
 
-from conciliare.chassis.validation import parse
-from conciliare.contracts.common import Page, new_id
+from conciliare.contracts.common import Page
 from conciliare.contracts.enrolment import (
-    EnrolmentCreate,
     EnrolmentOut,
     EnrolmentQuery,
     OfferingRoster,
@@ -21,36 +17,27 @@ from conciliare.contracts.enrolment import (
     Viewer,
 )
 from conciliare.contracts.taxonomy import AttendanceMode
-from conciliare.errors import FieldError, NotFound, ValidationFailed
-from services.enrolment import access, projections, seating
+from conciliare.errors import Conflict, ValidationFailed
+from services.enrolment import access, seating
 from services.enrolment.domain import (
     ENROLMENT_STATUS_LABELS,
-    ROME,
     ChildNeeds,
-    EnrolmentRequest,
     EnrolmentStatus,
     ExistingEnrolment,
     Period,
-    Refusal,
-    check_eligibility,
-    mask_codice_fiscale,
 )
 from services.enrolment.ports import Repository, Runtime
-from services.enrolment.records import AuditEntry, AuditPurpose, Enrolment, ListedEnrolment
+from services.enrolment.records import AuditEntry, AuditPurpose, Enrolment, ListedEnrolment, RefusedRequest
 from services.enrolment.seats import UNDECIDED, OfferingSeats, Placement, SeatEvent
 
-REFUSED = "L'iscrizione non può essere accettata."
-
-
-def enrolment_id_for(owner_subject: str, request_key: str) -> str:
-    """Stable id of the enrolment an idempotency key creates: a retry finds the first."""
-    return hashlib.sha256(f"{owner_subject}\x00{request_key}".encode()).hexdigest()[:32]
+STILL_DECIDING = "La richiesta è ancora in elaborazione: riprova tra qualche secondo."
 
 
 def _enrolment_out(record: Enrolment, placement: Placement) -> EnrolmentOut:
     return EnrolmentOut.model_validate(
         {
             "id": record.id,
+            "protocol": record.protocol,
             "offering_id": record.offering_id,
             "offering_title": record.offering_title,
             "alliance_id": record.alliance_id,
@@ -68,6 +55,8 @@ def _enrolment_out(record: Enrolment, placement: Placement) -> EnrolmentOut:
             "sequence": placement.sequence,
             "waitlist_position": placement.waitlist_position,
             "promoted": placement.promoted,
+            "refusal_reasons": [{"code": r.code, "message": r.message} for r in placement.refusal_reasons],
+            "accepted_at": record.requested_at,
             "requested_at": record.requested_at,
             "decided_at": placement.decided_at,
             "cancelled_at": placement.cancelled_at,
@@ -76,115 +65,13 @@ def _enrolment_out(record: Enrolment, placement: Placement) -> EnrolmentOut:
     )
 
 
-def _refused(refusals: list[Refusal]) -> ValidationFailed:
-    errors: list[FieldError] = [{"field": r.code.value, "message": r.message} for r in refusals]
-    return ValidationFailed(REFUSED, errors)
+def _placement(repo: Repository, record: Enrolment) -> Placement:
+    """Where the enrolment stands (``requested`` while its batch is being decided)."""
+    seats = repo.seats_snapshot(record.offering_id)
+    return seats.placement(record.id) if seats is not None else UNDECIDED
 
 
-def _answer(record: Enrolment, placement: Placement) -> EnrolmentOut:
-    """The answer to a request: its outcome, or the refusal of an offering that closed meanwhile."""
-    if placement.rejected:
-        raise ValidationFailed(REFUSED, [{"field": "offering_not_published", "message": placement.cancel_reason or ""}])
-    return _enrolment_out(record, placement)
-
-
-def _placement(repo: Repository, runtime: Runtime, record: Enrolment, finish_after: float) -> Placement:
-    """Where the enrolment stands; a request undecided for ``finish_after`` seconds is decided now."""
-    seats = repo.seats(record.offering_id)
-    if seats is not None and seats.knows(record.id):
-        return seats.placement(record.id)
-    if runtime.now() - record.requested_at < timedelta(seconds=finish_after):
-        return UNDECIDED  # its decider is at work
-    # Stored and never decided: its decider crashed (or this is the retry asking again).
-    decided = seating.decider(runtime)(repo, runtime, record)
-    return decided.placement(record.id) if decided is not None else UNDECIDED
-
-
-# --- requests -------------------------------------------------------------------------------------
-
-
-def request_enrolment(
-    repo: Repository, viewer: Viewer, spec_in: EnrolmentCreate, request_key: str | None, runtime: Runtime
-) -> EnrolmentOut:
-    """Check eligibility, store the request, and answer with its seat decision.
-
-    Refused requests store nothing (every reason is listed). ``request_key`` (the
-    gateway's idempotency key) makes a retry answer with the first request's outcome.
-    Two simultaneous requests of one child for overlapping periods: each appends
-    itself to the child's list of enrolments (an atomic ``$push``) and then checks
-    against the entries listed before it; the later one withdraws and is refused.
-    """
-    access.ensure_family(viewer, "Solo le famiglie possono iscrivere i propri figli.")
-    request = parse(EnrolmentRequest, spec_in.model_dump(mode="json"))
-    child = repo.child(request.child_id)
-    household = repo.household(child.household_id) if child else None
-    if child is None or household is None or not access.owns(viewer, household):
-        raise NotFound(access.CHILD_NOT_FOUND)
-    enrolment_id = enrolment_id_for(viewer.subject, request_key) if request_key else new_id()
-    if request_key and (stored := repo.enrolment(enrolment_id)) is not None:
-        return _answer(stored, _placement(repo, runtime, stored, finish_after=0))
-
-    now = runtime.now()
-    offering = projections.offering_for_request(repo, runtime, request.offering_id)
-    territory = projections.territory_for_request(repo, runtime, offering.alliance_id)
-    needs = repo.needs_of([child.id]).get(child.id, ChildNeeds())
-    repo.audit([AuditEntry.of(viewer, child.id, AuditPurpose.ELIGIBILITY, "household", now)])
-
-    def refusals(listed: tuple[ListedEnrolment, ...]) -> list[Refusal]:
-        return check_eligibility(
-            request,
-            child.birth_date,
-            needs,
-            household.spec,
-            offering,
-            territory.comuni_istat or frozenset(),
-            territory.formalized_partner_ids,
-            _active_overlapping(repo, child.id, listed, request.period, enrolment_id, now),
-            now.astimezone(ROME).date(),
-        )
-
-    if found := refusals(child.enrolments):
-        raise _refused(found)
-    listed = child.enrolments
-    if all(entry.enrolment_id != enrolment_id for entry in listed):
-        entry = ListedEnrolment(enrolment_id, offering.offering_id, request.period, now)
-        listed = (repo.list_enrolment(child.id, entry) or child).enrolments
-    listed_ids = [e.enrolment_id for e in listed]
-    earlier = listed[: listed_ids.index(enrolment_id)] if enrolment_id in listed_ids else listed
-    if found := refusals(earlier):
-        # Another request of this child, listed first, overlaps: it wins.
-        repo.unlist_enrolment(child.id, enrolment_id)
-        raise _refused(found)
-
-    record = Enrolment(
-        id=enrolment_id,
-        offering_id=offering.offering_id,
-        offering_title=offering.title,
-        alliance_id=offering.alliance_id,
-        provider_partner_id=offering.provider_partner_id,
-        child_id=child.id,
-        child_first_name=child.first_name,
-        child_last_name=child.last_name,
-        child_codice_fiscale=mask_codice_fiscale(child.codice_fiscale),
-        child_birth_date=child.birth_date,
-        household_id=household.id,
-        owner_subject=viewer.subject,
-        period=request.period,
-        attendance_mode=request.attendance_mode,
-        chosen_weekdays=request.chosen_weekdays,
-        hours=request.hours,
-        requested_at=now,
-    )
-    # Noted first: a stored request is never left without someone to decide it.
-    repo.note_undecided(record.id, record.offering_id, now)
-    if not repo.add_enrolment(record):
-        record = repo.enrolment(record.id) or record  # a retry with the same key stored it first
-    seats = seating.decider(runtime)(repo, runtime, record)
-    # None: still undecided after the wait (answered "requested"; the relay decides it).
-    return _answer(record, seats.placement(record.id) if seats is not None else UNDECIDED)
-
-
-def _active_overlapping(
+def active_overlapping(
     repo: Repository,
     child_id: str,
     listed: tuple[ListedEnrolment, ...],
@@ -197,7 +84,7 @@ def _active_overlapping(
     if not candidates:
         return []
     records = {r.id: r for r in repo.enrolments(e.enrolment_id for e in candidates)}
-    seats = {offering_id: repo.seats(offering_id) for offering_id in {e.offering_id for e in candidates}}
+    seats = {offering_id: repo.seats_snapshot(offering_id) for offering_id in {e.offering_id for e in candidates}}
     found: list[ExistingEnrolment] = []
     for entry in candidates:
         record = records.get(entry.enrolment_id)
@@ -225,10 +112,47 @@ def _active_overlapping(
 # --- reads ---------------------------------------------------------------------------------------
 
 
-def get_enrolment(repo: Repository, enrolment_id: str, viewer: Viewer, runtime: Runtime) -> EnrolmentOut:
-    """One enrolment, with its current waitlist position (a request a crash left undecided is decided now)."""
-    record = access.visible_enrolment(viewer, repo.enrolment(enrolment_id))
-    return _enrolment_out(record, _placement(repo, runtime, record, finish_after=seating.STALE_REQUEST_SECONDS))
+def get_enrolment(repo: Repository, enrolment_id: str, viewer: Viewer) -> EnrolmentOut:
+    """One enrolment, with its current waitlist position, or the refusal of a request."""
+    record = repo.enrolment(enrolment_id)
+    if record is None:
+        refused = next(iter(repo.refusals([enrolment_id])), None)
+        if refused is not None and access.may_read_refusal(viewer, refused.owner_subject):
+            return _refusal_out(refused)
+    record = access.visible_enrolment(viewer, record)
+    return _enrolment_out(record, _placement(repo, record))
+
+
+def _refusal_out(refused: RefusedRequest) -> EnrolmentOut:
+    return EnrolmentOut.model_validate(
+        {
+            "id": refused.id,
+            "protocol": refused.protocol,
+            "offering_id": refused.offering_id,
+            "offering_title": None,
+            "alliance_id": None,
+            "provider_partner_id": None,
+            "child_id": refused.child_id,
+            "child_name": None,
+            "child_codice_fiscale": None,
+            "household_id": None,
+            "period": None,
+            "attendance_mode": None,
+            "chosen_weekdays": None,
+            "hours": None,
+            "status": EnrolmentStatus.REFUSED.value,
+            "status_label": ENROLMENT_STATUS_LABELS[EnrolmentStatus.REFUSED],
+            "sequence": None,
+            "waitlist_position": None,
+            "promoted": False,
+            "refusal_reasons": [{"code": r.code, "message": r.message} for r in refused.reasons],
+            "accepted_at": refused.requested_at,
+            "requested_at": refused.requested_at,
+            "decided_at": refused.decided_at,
+            "cancelled_at": None,
+            "cancel_reason": None,
+        }
+    )
 
 
 def list_enrolments(repo: Repository, viewer: Viewer, query: EnrolmentQuery) -> Page[EnrolmentOut]:
@@ -268,7 +192,7 @@ def list_enrolments(repo: Repository, viewer: Viewer, query: EnrolmentQuery) -> 
 
 
 def _seats_of(repo: Repository, offering_ids: set[str]) -> dict[str, OfferingSeats]:
-    found = {offering_id: repo.seats(offering_id) for offering_id in sorted(offering_ids)}
+    found = {offering_id: repo.seats_snapshot(offering_id) for offering_id in sorted(offering_ids)}
     return {offering_id: seats for offering_id, seats in found.items() if seats is not None}
 
 
@@ -288,11 +212,11 @@ def cancel_enrolment(
     access.ensure_may_cancel(viewer)
 
     def cancel(seats: OfferingSeats, now: datetime) -> list[SeatEvent]:
-        # A request a crash left undecided is decided first, so it is cancelled from where it stands.
-        return seats.request(record.id, now) + seats.cancel(record.id, now, reason, by=viewer.subject)
+        if not seats.knows(record.id):  # its batch is being decided: ask again in a moment
+            raise Conflict(STILL_DECIDING)
+        return seats.cancel(record.id, now, reason, by=viewer.subject)
 
     seats = seating.apply(repo, runtime, record.offering_id, cancel, [record])
-    repo.forget_undecided([record.id])
     seating.publish(repo, runtime, record.offering_id)
     return _enrolment_out(record, seats.placement(record.id))
 
@@ -302,7 +226,7 @@ def cancel_enrolment(
 
 def seat_counts(repo: Repository, offering_id: str) -> SeatCounts:
     """Confirmed and waitlisted children (the catalog asks before lowering the capacity)."""
-    seats = repo.seats(offering_id)
+    seats = repo.seats_snapshot(offering_id)
     if seats is None:
         return SeatCounts(confirmed=0, waitlisted=0)
     return SeatCounts(confirmed=len(seats.confirmed), waitlisted=len(seats.waitlist))
@@ -311,7 +235,7 @@ def seat_counts(repo: Repository, offering_id: str) -> SeatCounts:
 def offering_roster(repo: Repository, offering_id: str, viewer: Viewer, now: datetime) -> OfferingRoster:
     """Confirmed children and the waitlist in order; needs only for the provider (each read audited)."""
     offering = access.staff_offering(viewer, repo.offering(offering_id))
-    seats = repo.seats(offering_id) or OfferingSeats(offering_id, offering.capacity)
+    seats = repo.seats_snapshot(offering_id) or OfferingSeats(offering_id, offering.capacity)
     records = {r.id: r for r in repo.enrolments([*seats.confirmed, *seats.waitlist])}
     disclose = access.discloses_needs(viewer, offering)
     needs: dict[str, ChildNeeds] = {}

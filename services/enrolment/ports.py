@@ -2,8 +2,7 @@
 
 ``Repository`` is everything they store and read; ``repository.MongoRepository``
 implements it on MongoDB, the unit tests' ``FakeRepository`` in memory. ``Runtime``
-is the rest: clock, sleep, event dispatch, the RPC fall-backs, and how a
-request waits for its seat decision.
+is the rest: clock, sleep, event dispatch and the RPC fall-backs.
 """
 
 import time
@@ -23,7 +22,7 @@ from services.enrolment.records import (
     Household,
     ListedEnrolment,
     RecordedDay,
-    Undecided,
+    RefusedRequest,
 )
 from services.enrolment.seats import OfferingSeats
 
@@ -78,6 +77,10 @@ class Repository(Protocol):
         """Append to the child's list of enrolments, atomically; the child as it is after."""
         ...
 
+    def list_enrolments(self, entries: Sequence[tuple[str, ListedEnrolment]]) -> dict[str, Child]:
+        """Append each entry to its child's list (in the order given); the children as they are after."""
+        ...
+
     def unlist_enrolment(self, child_id: str, enrolment_id: str) -> None: ...
 
     def audit(self, entries: Sequence[AuditEntry]) -> None: ...
@@ -106,7 +109,13 @@ class Repository(Protocol):
 
     # --- seats ---
 
-    def seats(self, offering_id: str) -> OfferingSeats | None: ...
+    def seats(self, offering_id: str) -> OfferingSeats | None:
+        """The offering's seats, to change and save."""
+        ...
+
+    def seats_snapshot(self, offering_id: str) -> OfferingSeats | None:
+        """The offering's seats as stored now, to read only (may be shared: never change it)."""
+        ...
 
     def save_seats(self, seats: OfferingSeats, events: Sequence[IntegrationEvent]) -> bool:
         """Store the aggregate and queue its events in one write, if ``seats.version`` is current.
@@ -126,14 +135,24 @@ class Repository(Protocol):
 
     # --- enrolments ---
 
-    def note_undecided(self, enrolment_id: str, offering_id: str, at: datetime) -> None: ...
+    def add_refusal(self, refusal: RefusedRequest) -> bool:
+        """False if a request with this id was refused already."""
+        ...
 
-    def undecided(self, noted_before: datetime) -> list[Undecided]: ...
-
-    def forget_undecided(self, enrolment_ids: Sequence[str]) -> None: ...
+    def refusals(self, request_ids: Iterable[str]) -> list[RefusedRequest]:
+        """The refused requests among ``request_ids`` (any order)."""
+        ...
 
     def add_enrolment(self, enrolment: Enrolment) -> bool:
         """False if an enrolment with this id exists already."""
+        ...
+
+    def add_enrolments(self, enrolments: Sequence[Enrolment]) -> None:
+        """Store the enrolments; one already stored keeps its first copy."""
+        ...
+
+    def households_of(self, household_ids: Iterable[str]) -> dict[str, Household]:
+        """The households that exist among ``household_ids``, by id."""
         ...
 
     def enrolment(self, enrolment_id: str) -> Enrolment | None: ...
@@ -157,26 +176,19 @@ class Repository(Protocol):
         ...
 
 
-Decide = Callable[[Repository, "Runtime", Enrolment], OfferingSeats | None]
-
-
 def _no_fetch(_: str) -> dict[str, Any] | None:
     return None
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """What a use case needs from its surroundings; the service and the tests provide it.
-
-    ``decide`` hands a stored request to whatever decides seats: the service batches
-    the requests of one offering (``dependencies.SeatDecider``) and gives up after a
-    few seconds (None: the request stays ``requested`` and the relay decides it);
-    without it, the request is decided at once by the calling worker.
-    """
+    """What a use case needs from its surroundings; the service and the tests provide it."""
 
     dispatch: Dispatch
     now: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
     fetch_territory: Fetch = _no_fetch
     fetch_offering: Fetch = _no_fetch
-    decide: Decide | None = None
+    # Publishes an offering's queued events beside the caller (the service's deciders
+    # hand it over so the next batch need not wait); None: the caller publishes.
+    publish_soon: Callable[[str], None] | None = None

@@ -19,6 +19,7 @@ from services.enrolment.domain import (
     HouseholdSpec,
     Period,
 )
+from services.enrolment.seats import Reason
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Enrolment:
     chosen_weekdays: frozenset[int] | None
     hours: float | None
     requested_at: datetime
+    protocol: str | None = None
 
     @property
     def child_name(self) -> str:
@@ -113,12 +115,23 @@ class Enrolment:
 
 
 @dataclass(frozen=True)
-class Undecided:
-    """A request stored but maybe not yet decided (a crash may have stopped it)."""
+class RefusedRequest:
+    """A request refused before it could name a child and an offering of this service.
 
-    enrolment_id: str
+    The child is not the caller's (or does not exist), or the offering is unknown:
+    there is nothing to store an ``Enrolment`` from, yet the family must read the
+    outcome. Requests about a known child and offering are refused by the offering's
+    seats instead (``seats.OfferingSeats.refuse``).
+    """
+
+    id: str
+    owner_subject: str
+    protocol: str
     offering_id: str
-    noted_at: datetime
+    child_id: str
+    reasons: tuple[Reason, ...]
+    requested_at: datetime
+    decided_at: datetime
 
 
 @dataclass(frozen=True)

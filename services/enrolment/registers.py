@@ -68,7 +68,7 @@ def _attendance_out(repo: Repository, record: Enrolment) -> AttendanceOut:
 
 
 def _status(repo: Repository, record: Enrolment) -> EnrolmentStatus:
-    seats = repo.seats(record.offering_id)
+    seats = repo.seats_snapshot(record.offering_id)
     return seats.status_of(record.id) if seats is not None else EnrolmentStatus.REQUESTED
 
 
@@ -118,7 +118,7 @@ def attendance_register(repo: Repository, offering_id: str, month: str, viewer: 
         )
     year, number = int(match.group(1)), int(match.group(2))
     offering = access.staff_offering(viewer, repo.offering(offering_id))
-    seats = repo.seats(offering_id) or OfferingSeats(offering_id)
+    seats = repo.seats_snapshot(offering_id) or OfferingSeats(offering_id)
     first = date(year, number, 1)
     last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     month_period = Period(start=first, end=last)

@@ -6,13 +6,12 @@ one write to one document is atomic (``$push``, ``$pull``, an update conditional
 finds documents only by ``_id`` or a unique key (a filter of ``_id`` *and* another
 field scans) and serialises the operations on a collection, so:
 - the request path reads and writes by ``_id`` only: the child (with its own list of
-  enrolments, for overlap checks), the enrolment, the undecided-request marker, the
+  enrolments, for overlap checks), the enrolment, a refused request, the
   projections, the offering's seats;
 - conditional writes (``{_id, version}``) go to small collections only: ``seats``
   (the seat aggregate with its outbox, one document per offering), ``offerings`` and
   ``alliances``; they are read without their outbox (``WHOLE``), which no reader
-  needs; the relay timer scans ``seats`` and ``undecided``
-  (requests in flight), both small;
+  needs; the relay timer scans ``seats`` (small);
 - staff lists (by provider, by alliance) and the audit trail scan: not on the
   click-day path; on MongoDB the secondary indexes below serve them.
 """
@@ -21,9 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from conciliare.chassis.inbox import Inbox
 from conciliare.chassis.outbox import OUTBOX_FIELD, OutboxRelay, attach_events, push_events
@@ -54,9 +53,9 @@ from services.enrolment.records import (
     Household,
     ListedEnrolment,
     RecordedDay,
-    Undecided,
+    RefusedRequest,
 )
-from services.enrolment.seats import Cancellation, OfferingSeats, Rejection
+from services.enrolment.seats import NOT_ACCEPTING, Cancellation, OfferingSeats, Reason, Rejection
 
 Document = dict[str, Any]
 
@@ -68,6 +67,32 @@ OUTBOX_COLLECTIONS = ("seats",)
 # (mongo-java-server 1.47's torn plain reads are fixed in the server's launcher,
 # scripts/infra/mongo-server, and checked by tests/integration/test_database_semantics.py.)
 WHOLE: Final[Document] = {OUTBOX_FIELD: 0}
+DUPLICATE_KEY: Final = 11000
+
+
+class _SnapshotCache:
+    """The last seat aggregates built in this process, by offering and version (read-only use)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._found: dict[tuple[str, str], OfferingSeats] = {}
+
+    def get(
+        self, database: str, offering_id: str, version: int, load: Callable[[], OfferingSeats | None]
+    ) -> OfferingSeats | None:
+        key = (database, offering_id)
+        cached = self._found.get(key)
+        if cached is not None and cached.version == version:
+            return cached
+        loaded = load()
+        if loaded is not None:
+            if len(self._found) >= self._size:
+                self._found.pop(next(iter(self._found)))
+            self._found[key] = loaded
+        return loaded
+
+
+_SNAPSHOTS: Final = _SnapshotCache(size=256)
 
 
 def ensure_indexes(db: Database[Document]) -> None:
@@ -78,7 +103,6 @@ def ensure_indexes(db: Database[Document]) -> None:
     db.enrolments.create_index("provider_partner_id")
     db.enrolments.create_index("alliance_id")
     db.audit_log.create_index([("child_id", ASCENDING), ("at", ASCENDING)])
-    db.undecided.create_index("noted_at")
     OutboxRelay(db, OUTBOX_COLLECTIONS).ensure_indexes()
     Inbox(db).ensure_indexes()
 
@@ -192,17 +216,19 @@ class MongoRepository:
         return [_child(doc) for doc in self.db.children.find(_by_ids(ids))] if ids else []
 
     def list_enrolment(self, child_id: str, entry: ListedEnrolment) -> Child | None:
-        item = {
-            "enrolment_id": entry.enrolment_id,
-            "offering_id": entry.offering_id,
-            "start": entry.period.start.isoformat(),
-            "end": entry.period.end.isoformat(),
-            "listed_at": entry.listed_at,
-        }
         found = self.db.children.find_one_and_update(
-            {"_id": child_id}, {"$push": {"enrolments": item}}, return_document=ReturnDocument.AFTER
+            {"_id": child_id}, {"$push": {"enrolments": _listed(entry)}}, return_document=ReturnDocument.AFTER
         )
         return _child(found) if found else None
+
+    def list_enrolments(self, entries: Sequence[tuple[str, ListedEnrolment]]) -> dict[str, Child]:
+        if not entries:
+            return {}
+        # Ordered: one child's entries are appended in the order given (each $push atomic).
+        self.db.children.bulk_write(
+            [UpdateOne({"_id": child_id}, {"$push": {"enrolments": _listed(entry)}}) for child_id, entry in entries]
+        )
+        return {child.id: child for child in self.children(child_id for child_id, _ in entries)}
 
     def unlist_enrolment(self, child_id: str, enrolment_id: str) -> None:
         self.db.children.update_one({"_id": child_id}, {"$pull": {"enrolments": {"enrolment_id": enrolment_id}}})
@@ -310,6 +336,15 @@ class MongoRepository:
         found = self.db.seats.find_one({"_id": offering_id}, WHOLE)
         return _seats(found) if found else None
 
+    def seats_snapshot(self, offering_id: str) -> OfferingSeats | None:
+        # A click day's aggregate holds thousands of requests, and every read of an
+        # enrolment needs it: its version alone is read, and the whole document only
+        # when it changed since this process last built it.
+        stamp = self.db.seats.find_one({"_id": offering_id}, {"version": 1})
+        if stamp is None:
+            return None
+        return _SNAPSHOTS.get(self.db.name, offering_id, int(stamp["version"]), lambda: self.seats(offering_id))
+
     def save_seats(self, seats: OfferingSeats, events: Sequence[IntegrationEvent]) -> bool:
         state = {
             "capacity": seats.capacity,
@@ -324,7 +359,10 @@ class MongoRepository:
                 {"id": i, "at": c.at, "previous_status": c.previous_status.value, "reason": c.reason, "by": c.by}
                 for i, c in seats.cancelled.items()
             ],
-            "rejected": [{"id": i, "at": r.at, "reason": r.reason} for i, r in seats.rejected.items()],
+            "rejected": [
+                {"id": i, "at": r.at, "reasons": [{"code": x.code, "message": x.message} for x in r.reasons]}
+                for i, r in seats.rejected.items()
+            ],
         }
         if seats.version == 0:
             doc = {"_id": seats.offering_id, **state, "version": 1}
@@ -350,46 +388,47 @@ class MongoRepository:
 
     # --- enrolments ----------------------------------------------------------------------------
 
-    def note_undecided(self, enrolment_id: str, offering_id: str, at: datetime) -> None:
-        try:
-            self.db.undecided.insert_one({"_id": enrolment_id, "offering_id": offering_id, "noted_at": at})
-        except DuplicateKeyError:
-            pass  # a retry of the same request: noted already
-
-    def undecided(self, noted_before: datetime) -> list[Undecided]:
-        # A scan, of a collection that only holds requests in flight.
-        cursor = self.db.undecided.find({"noted_at": {"$lt": noted_before}})
-        return [Undecided(doc["_id"], doc["offering_id"], doc["noted_at"]) for doc in cursor]
-
-    def forget_undecided(self, enrolment_ids: Sequence[str]) -> None:
-        if enrolment_ids:
-            self.db.undecided.delete_many(_by_ids(enrolment_ids))
-
-    def add_enrolment(self, enrolment: Enrolment) -> bool:
+    def add_refusal(self, refusal: RefusedRequest) -> bool:
         doc = {
-            "_id": enrolment.id,
-            "offering_id": enrolment.offering_id,
-            "offering_title": enrolment.offering_title,
-            "alliance_id": enrolment.alliance_id,
-            "provider_partner_id": enrolment.provider_partner_id,
-            "child_id": enrolment.child_id,
-            "child_first_name": enrolment.child_first_name,
-            "child_last_name": enrolment.child_last_name,
-            "child_codice_fiscale": enrolment.child_codice_fiscale,
-            "child_birth_date": enrolment.child_birth_date.isoformat(),
-            "household_id": enrolment.household_id,
-            "owner_subject": enrolment.owner_subject,
-            "period": enrolment.period.model_dump(mode="json"),
-            "attendance_mode": enrolment.attendance_mode.value,
-            "chosen_weekdays": sorted(enrolment.chosen_weekdays) if enrolment.chosen_weekdays else None,
-            "hours": enrolment.hours,
-            "requested_at": enrolment.requested_at,
+            "_id": refusal.id,
+            "owner_subject": refusal.owner_subject,
+            "protocol": refusal.protocol,
+            "offering_id": refusal.offering_id,
+            "child_id": refusal.child_id,
+            "reasons": [{"code": r.code, "message": r.message} for r in refusal.reasons],
+            "requested_at": refusal.requested_at,
+            "decided_at": refusal.decided_at,
         }
         try:
-            self.db.enrolments.insert_one(doc)
+            self.db.refusals.insert_one(doc)
         except DuplicateKeyError:
             return False
         return True
+
+    def refusals(self, request_ids: Iterable[str]) -> list[RefusedRequest]:
+        ids = list(dict.fromkeys(request_ids))
+        return [_refused_request(doc) for doc in self.db.refusals.find(_by_ids(ids))] if ids else []
+
+    def add_enrolment(self, enrolment: Enrolment) -> bool:
+        try:
+            self.db.enrolments.insert_one(_enrolment_doc(enrolment))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def add_enrolments(self, enrolments: Sequence[Enrolment]) -> None:
+        if not enrolments:
+            return
+        try:
+            self.db.enrolments.insert_many([_enrolment_doc(e) for e in enrolments], ordered=False)
+        except BulkWriteError as exc:
+            # Stored already (a redelivered batch): the first copy stands. Anything else is real.
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
+
+    def households_of(self, household_ids: Iterable[str]) -> dict[str, Household]:
+        ids = list(dict.fromkeys(household_ids))
+        return {doc["_id"]: _household(doc) for doc in self.db.households.find(_by_ids(ids))} if ids else {}
 
     def enrolment(self, enrolment_id: str) -> Enrolment | None:
         found = self.db.enrolments.find_one({"_id": enrolment_id})
@@ -486,6 +525,16 @@ def _household(doc: Document) -> Household:
     )
 
 
+def _listed(entry: ListedEnrolment) -> Document:
+    return {
+        "enrolment_id": entry.enrolment_id,
+        "offering_id": entry.offering_id,
+        "start": entry.period.start.isoformat(),
+        "end": entry.period.end.isoformat(),
+        "listed_at": entry.listed_at,
+    }
+
+
 def _child(doc: Document) -> Child:
     listed: dict[str, ListedEnrolment] = {}
     for item in doc.get("enrolments", []):
@@ -549,8 +598,50 @@ def _seats(doc: Document) -> OfferingSeats:
             c["id"]: Cancellation(c["at"], EnrolmentStatus(c["previous_status"]), c.get("reason"), c.get("by"))
             for c in doc.get("cancelled", [])
         },
-        rejected={r["id"]: Rejection(r["at"], r["reason"]) for r in doc.get("rejected", [])},
+        rejected={r["id"]: _rejection(r) for r in doc.get("rejected", [])},
     )
+
+
+def _rejection(doc: Document) -> Rejection:
+    if "reasons" not in doc:  # stored before refusals had reasons: the offering was closed
+        return Rejection(doc["at"], (Reason(NOT_ACCEPTING.code, doc["reason"]),))
+    return Rejection(doc["at"], tuple(Reason(r["code"], r["message"]) for r in doc["reasons"]))
+
+
+def _refused_request(doc: Document) -> RefusedRequest:
+    return RefusedRequest(
+        id=doc["_id"],
+        owner_subject=doc["owner_subject"],
+        protocol=doc["protocol"],
+        offering_id=doc["offering_id"],
+        child_id=doc["child_id"],
+        reasons=tuple(Reason(r["code"], r["message"]) for r in doc["reasons"]),
+        requested_at=doc["requested_at"],
+        decided_at=doc["decided_at"],
+    )
+
+
+def _enrolment_doc(enrolment: Enrolment) -> Document:
+    return {
+        "_id": enrolment.id,
+        "offering_id": enrolment.offering_id,
+        "offering_title": enrolment.offering_title,
+        "alliance_id": enrolment.alliance_id,
+        "provider_partner_id": enrolment.provider_partner_id,
+        "child_id": enrolment.child_id,
+        "child_first_name": enrolment.child_first_name,
+        "child_last_name": enrolment.child_last_name,
+        "child_codice_fiscale": enrolment.child_codice_fiscale,
+        "child_birth_date": enrolment.child_birth_date.isoformat(),
+        "household_id": enrolment.household_id,
+        "owner_subject": enrolment.owner_subject,
+        "period": enrolment.period.model_dump(mode="json"),
+        "attendance_mode": enrolment.attendance_mode.value,
+        "chosen_weekdays": sorted(enrolment.chosen_weekdays) if enrolment.chosen_weekdays else None,
+        "hours": enrolment.hours,
+        "requested_at": enrolment.requested_at,
+        "protocol": enrolment.protocol,
+    }
 
 
 def _enrolment(doc: Document) -> Enrolment:
@@ -575,6 +666,7 @@ def _enrolment(doc: Document) -> Enrolment:
         chosen_weekdays=frozenset(weekdays) if weekdays else None,
         hours=doc.get("hours"),
         requested_at=doc["requested_at"],
+        protocol=doc.get("protocol"),
     )
 
 

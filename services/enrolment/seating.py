@@ -7,26 +7,19 @@ document and are published right after). If another writer (the other service
 instance, a cancellation, a catalog event) saved first, it loads again and re-applies,
 a bounded number of times with jittered back-off, then answers ``Unavailable``.
 
-How a request gets its seat, and why nothing is lost or counted twice:
-1. the request path stores the enrolment (a unique ``_id``, derived from the
-   idempotency key when there is one) after noting it as *undecided*;
-2. ``decide`` takes a batch of stored requests of one offering (the service batches
-   the requests its workers are waiting on) and applies ``request_many`` in arrival
-   order: requesting an enrolment the aggregate already took is a no-op, so a
-   decision retried, replayed or raced by the other instance counts each child once;
-3. the undecided marker is dropped and the events published.
-A crash after 1 leaves a marker: the relay timer (``finish_undecided``) decides the
-request a few seconds later, and a read of the enrolment does so at once. A crash
-after 2 leaves the events in the seats' outbox: the timer publishes them.
+Requests are decided in batches by ``admission.py`` (one partition queue's messages,
+in order); cancellations and catalog changes call ``apply`` directly. Every path
+goes through the same aggregate and the same conditional write, so their order is
+the order of their writes, and a decision replayed after a crash is a no-op
+(requesting or refusing an enrolment the aggregate already decided changes nothing).
 The aggregate also follows the offering projection (capacity, published or not):
 every ``apply`` first brings it up to the stored projection, so a crash between the
 projection's write and the seats' one heals itself.
 """
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from conciliare.chassis.concurrency import until_written
@@ -35,10 +28,11 @@ from conciliare.contracts.enrolment import (
     EnrolmentCancelled,
     EnrolmentConfirmed,
     EnrolmentPromoted,
+    EnrolmentRefused,
     EnrolmentWaitlisted,
+    RefusalReason,
 )
 from conciliare.errors import Unavailable
-from services.enrolment.domain import EnrolmentStatus
 from services.enrolment.ports import Repository, Runtime
 from services.enrolment.records import Enrolment
 from services.enrolment.seats import (
@@ -46,7 +40,8 @@ from services.enrolment.seats import (
     Confirmed,
     OfferingSeats,
     Promoted,
-    Rejected,
+    Reason,
+    Refused,
     SeatEvent,
     Waitlisted,
 )
@@ -54,9 +49,6 @@ from services.enrolment.seats import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 12
-# A request stored this long ago and still undecided lost its decider (a crash):
-# the relay timer, or the next read of it, decides it.
-STALE_REQUEST_SECONDS: Final = 3.0
 # A request listed for its child (or noted undecided) this long ago whose enrolment
 # was never stored died before it was acknowledged: it holds nothing.
 IN_FLIGHT_SECONDS: Final = 60.0
@@ -107,63 +99,26 @@ def decide(
     repo: Repository,
     runtime: Runtime,
     offering_id: str,
-    requests: Sequence[Enrolment],
-    on_decided: Callable[[OfferingSeats], None] | None = None,
-    publish_events: bool = True,
+    decisions: Sequence[tuple[Enrolment, Sequence[Reason]]],
 ) -> OfferingSeats:
-    """Give each stored request of one offering its seat or its waitlist place, in arrival order.
+    """Seat (or refuse, when reasons are given) each stored request of one offering, in the given order.
 
-    ``on_decided`` runs right after the write (to answer waiting requests before the
-    rest); ``publish_events=False`` leaves publishing to the caller.
+    The order is the order of arrival: ``admission`` hands over its partition's
+    queue order. Events are queued in the same write and published right after.
     """
-    ordered = sorted(requests, key=lambda r: (r.requested_at, r.id))
-    ids = [r.id for r in ordered]
-    seats = apply(repo, runtime, offering_id, lambda s, now: s.request_many(ids, now), ordered)
-    if on_decided is not None:
-        on_decided(seats)
-    repo.forget_undecided(ids)
-    if publish_events:
+
+    def change(seats: OfferingSeats, now: datetime) -> list[SeatEvent]:
+        events: list[SeatEvent] = []
+        for record, reasons in decisions:
+            events += seats.refuse(record.id, now, reasons) if reasons else seats.request(record.id, now)
+        return events
+
+    seats = apply(repo, runtime, offering_id, change, [record for record, _ in decisions])
+    if runtime.publish_soon is not None:
+        runtime.publish_soon(offering_id)
+    else:
         publish(repo, runtime, offering_id)
     return seats
-
-
-def decide_now(repo: Repository, runtime: Runtime, request: Enrolment) -> OfferingSeats | None:
-    """Decide one request in the calling worker (``Runtime.decide`` when nothing batches)."""
-    return decide(repo, runtime, request.offering_id, [request])
-
-
-def decider(runtime: Runtime) -> Callable[[Repository, Runtime, Enrolment], OfferingSeats | None]:
-    return runtime.decide or decide_now
-
-
-def finish_undecided(repo: Repository, runtime: Runtime) -> int:
-    """Decide the requests a crash left undecided (the relay timer's work); how many."""
-    now = runtime.now()
-    stale = repo.undecided(now - timedelta(seconds=STALE_REQUEST_SECONDS))
-    by_offering: dict[str, list[str]] = defaultdict(list)
-    for marker in stale:
-        by_offering[marker.offering_id].append(marker.enrolment_id)
-    decided = 0
-    for offering_id, ids in sorted(by_offering.items()):
-        records = repo.enrolments(ids)
-        stored = {record.id for record in records}
-        abandoned = [
-            m.enrolment_id
-            for m in stale
-            if m.offering_id == offering_id
-            and m.enrolment_id not in stored
-            and now - m.noted_at > timedelta(seconds=IN_FLIGHT_SECONDS)
-        ]
-        repo.forget_undecided(abandoned)
-        if not records:
-            continue
-        try:
-            decide(repo, runtime, offering_id, records)
-        except Unavailable:
-            log.warning("undecided requests of offering %s: busy, next round", offering_id)
-            continue
-        decided += len(records)
-    return decided
 
 
 # --- seat events -> integration events -----------------------------------------------------------
@@ -205,8 +160,13 @@ def _integration_event(event: SeatEvent, record: Enrolment) -> IntegrationEvent:
             return EnrolmentPromoted(**common, sequence=sequence, position=position)
         case Cancelled(sequence=sequence, previous_status=previous, reason=reason):
             return EnrolmentCancelled(**common, sequence=sequence, previous_status=previous.value, reason=reason)
-        case Rejected(reason=reason):
-            return EnrolmentCancelled(
-                **common, sequence=None, previous_status=EnrolmentStatus.REQUESTED.value, reason=reason
+        case Refused(reasons=reasons):
+            return EnrolmentRefused(
+                alliance_id=record.alliance_id,
+                offering_id=record.offering_id,
+                enrolment_id=record.id,
+                child_id=record.child_id,
+                household_id=record.household_id,
+                reasons=[RefusalReason(code=r.code, message=r.message) for r in reasons],
             )
     raise AssertionError(f"unknown seat event {event!r}")

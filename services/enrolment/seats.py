@@ -47,11 +47,22 @@ class Cancellation:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """Why a request was refused: a stable code and its explanation in Italian."""
+
+    code: str
+    message: str
+
+
+NOT_ACCEPTING: Final = Reason("offering_not_published", NOT_ACCEPTING_REASON)
+
+
+@dataclass(frozen=True)
 class Rejection:
-    """A request the offering could not take (it stopped accepting meanwhile)."""
+    """A request refused: not eligible, or the offering had stopped accepting requests."""
 
     at: datetime
-    reason: str
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class Placement:
     sequence: int | None = None
     waitlist_position: int | None = None
     promoted: bool = False
-    rejected: bool = False
+    refusal_reasons: tuple[Reason, ...] = ()
     decided_at: datetime | None = None
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
@@ -105,14 +116,14 @@ class Cancelled:
 
 
 @dataclass(frozen=True)
-class Rejected:
-    """A request arrived while the offering accepted none: it ends cancelled, seatless."""
+class Refused:
+    """A request refused: it holds no seat and takes no place in the order of arrival."""
 
     enrolment_id: str
-    reason: str
+    reasons: tuple[Reason, ...]
 
 
-SeatEvent = Confirmed | Waitlisted | Promoted | Cancelled | Rejected
+SeatEvent = Confirmed | Waitlisted | Promoted | Cancelled | Refused
 
 
 class CapacityBelowConfirmed(Conflict):
@@ -242,7 +253,9 @@ class OfferingSeats:
 
     def status_of(self, enrolment_id: str) -> EnrolmentStatus:
         """The enrolment's status; ``requested`` while it is not decided here."""
-        if enrolment_id in self._rejected or enrolment_id in self._cancelled:
+        if enrolment_id in self._rejected:
+            return EnrolmentStatus.REFUSED
+        if enrolment_id in self._cancelled:
             return EnrolmentStatus.CANCELLED
         if self.waitlist_position(enrolment_id) is not None:
             return EnrolmentStatus.WAITLISTED
@@ -271,13 +284,7 @@ class OfferingSeats:
     def placement(self, enrolment_id: str) -> Placement:
         rejection = self._rejected.get(enrolment_id)
         if rejection is not None:
-            return Placement(
-                EnrolmentStatus.CANCELLED,
-                rejected=True,
-                decided_at=rejection.at,
-                cancelled_at=rejection.at,
-                cancel_reason=rejection.reason,
-            )
+            return Placement(EnrolmentStatus.REFUSED, refusal_reasons=rejection.reasons, decided_at=rejection.at)
         sequence = self._sequence.get(enrolment_id)
         if sequence is None:
             return UNDECIDED
@@ -301,10 +308,9 @@ class OfferingSeats:
         """
         if self.knows(enrolment_id):
             return []
-        self.changed = True
         if not self._accepting:
-            self._rejected[enrolment_id] = Rejection(at, NOT_ACCEPTING_REASON)
-            return [Rejected(enrolment_id, NOT_ACCEPTING_REASON)]
+            return self.refuse(enrolment_id, at, (NOT_ACCEPTING,))
+        self.changed = True
         self._arrivals.append(enrolment_id)
         sequence = self._sequence[enrolment_id] = len(self._arrivals)
         if not self._decision_times or self._decision_times[-1][1] != at:
@@ -315,6 +321,16 @@ class OfferingSeats:
         self._waitlist.append(enrolment_id)
         self._positions = None
         return [Waitlisted(enrolment_id, sequence, len(self._waitlist))]
+
+    def refuse(self, enrolment_id: str, at: datetime, reasons: Sequence[Reason]) -> list[SeatEvent]:
+        """Record that a request was refused (every reason); a request already decided changes nothing."""
+        if self.knows(enrolment_id):
+            return []
+        if not reasons:
+            raise ValueError("a refusal needs at least one reason")
+        self.changed = True
+        self._rejected[enrolment_id] = Rejection(at, tuple(reasons))
+        return [Refused(enrolment_id, tuple(reasons))]
 
     def request_many(self, enrolment_ids: Iterable[str], at: datetime) -> list[SeatEvent]:
         """Take several requests, in the given order (their order of arrival)."""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from nameko.events import EventDispatcher, event_handler
 from nameko.timer import timer
 
+from conciliare.chassis.batches import consume_in_order
 from conciliare.chassis.entrypoints import domain_rpc
 from conciliare.chassis.validation import dump, parse, parse_event
 from conciliare.contracts.catalog import OfferingArchived, OfferingPublished, OfferingSuspended, OfferingUpdated
@@ -21,23 +22,24 @@ from conciliare.contracts.enrolment import (
     AttendanceRecord,
     CancelRequest,
     ChildCreate,
-    EnrolmentCreate,
     EnrolmentQuery,
     HouseholdCreate,
     Viewer,
 )
+from conciliare.contracts.enrolment_requests import EnrolmentRequested
 from conciliare.contracts.partners import AllianceCreated, MembershipChanged
 from conciliare.errors import ValidationFailed
 from conciliare.tracing import instrument_nameko, setup_tracing
-from services.enrolment import enrolments, households, projections, registers, relay
+from services.enrolment import admission, enrolments, households, projections, registers, relay
 from services.enrolment.dependencies import (
-    Decisions,
     EnrolmentStore,
+    Publishing,
     RemoteFetcher,
-    SeatDecider,
     SnapshotRpc,
+    SoonPublisher,
     TerritoryRpc,
 )
+from services.enrolment.partitions import REQUEST_BATCH, partition_queues
 from services.enrolment.ports import Runtime
 from services.enrolment.repository import MongoRepository
 
@@ -53,6 +55,13 @@ def _projection_handler(source: str, event_type: str) -> Any:
     # Projections are idempotent, so a failure (the database away for a moment) puts
     # the event back for another try instead of losing it.
     return event_handler(source, event_type, requeue_on_error=True)
+
+
+def partitioned_requests(method: Callable[..., None]) -> Callable[..., None]:
+    """Consume every partition queue of enrolment requests (one active consumer each, see the contract)."""
+    for queue in partition_queues():
+        method = consume_in_order(queue, max_batch=REQUEST_BATCH)(method)
+    return method
 
 
 def _consume(model: type[E], payload: dict[str, Any], apply: Callable[[E], None]) -> None:
@@ -72,19 +81,19 @@ class EnrolmentService:
     dispatch: Callable[[str, dict[str, Any]], None] = EventDispatcher()
     territory: RemoteFetcher = TerritoryRpc()
     snapshot: RemoteFetcher = SnapshotRpc()
-    decisions: SeatDecider = Decisions()
+    publisher: SoonPublisher = Publishing()
 
     def _runtime(self) -> Runtime:
         return Runtime(
             dispatch=self.dispatch,
             fetch_territory=self.territory,
             fetch_offering=self.snapshot,
-            decide=self.decisions.decide,
+            publish_soon=lambda offering_id: self.publisher.soon(self.store, self.dispatch, offering_id),
         )
 
     @timer(interval=2)
     def relay_outbox(self) -> None:
-        """Decide requests a crash left undecided and publish events left in an outbox."""
+        """Publish the events a crash left in an outbox."""
         relay.run(self.store, self._runtime())
 
     @domain_rpc
@@ -126,19 +135,21 @@ class EnrolmentService:
 
     # --- enrolments ---------------------------------------------------------------------------
 
-    @domain_rpc
-    def request_enrolment(
-        self, viewer: dict[str, Any], payload: dict[str, Any], request_key: str | None = None
-    ) -> dict[str, Any]:
-        """Enrol a child: refused with every reason, or confirmed/waitlisted (a retried key answers the first)."""
-        spec = parse(EnrolmentCreate, payload)
-        viewer_in = parse(Viewer, viewer)
-        return dump(enrolments.request_enrolment(self.store, viewer_in, spec, request_key, self._runtime()))
+    @partitioned_requests
+    def decide_requests(self, messages: list[dict[str, Any]]) -> None:
+        """Decide a partition's enrolment requests, in the order the broker accepted them."""
+        requests = []
+        for message in messages:
+            try:
+                requests.append(parse_event(EnrolmentRequested, message))
+            except ValidationFailed as exc:  # would fail forever: dropped, loudly
+                log.error("dropping malformed enrolment request %s: %s", message.get("request_id"), exc.errors)
+        admission.decide_requests(self.store, self._runtime(), requests)
 
     @domain_rpc
     def get_enrolment(self, enrolment_id: str, viewer: dict[str, Any]) -> dict[str, Any]:
         """One enrolment, with its current waitlist position."""
-        return dump(enrolments.get_enrolment(self.store, enrolment_id, parse(Viewer, viewer), self._runtime()))
+        return dump(enrolments.get_enrolment(self.store, enrolment_id, parse(Viewer, viewer)))
 
     @domain_rpc
     def list_enrolments(self, viewer: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:

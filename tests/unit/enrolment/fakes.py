@@ -23,7 +23,7 @@ from services.enrolment.records import (
     Household,
     ListedEnrolment,
     RecordedDay,
-    Undecided,
+    RefusedRequest,
 )
 from services.enrolment.seats import OfferingSeats
 
@@ -58,10 +58,10 @@ class FakeRepository:
         self.applied: set[tuple[str, str]] = set()
         self.seats_by_offering: dict[str, OfferingSeats] = {}
         self.outbox: dict[str, list[IntegrationEvent]] = {}
-        self.undecided_by_id: dict[str, Undecided] = {}
+        self.refusals_by_id: dict[str, RefusedRequest] = {}
         self.enrolments_by_id: dict[str, Enrolment] = {}
         self.attendance_by_id: dict[str, AttendanceMonth] = {}
-        # Test hooks: called before a seats write, may return False to lose the race.
+        # Test hook: called before a seats write; may return False to lose the race, or raise (a crash).
         self.before_seats_write: Callable[[OfferingSeats], bool] | None = None
 
     def ping(self) -> None:
@@ -83,6 +83,9 @@ class FakeRepository:
 
     def household(self, household_id: str) -> Household | None:
         return self.households_by_id.get(household_id)
+
+    def households_of(self, household_ids: Iterable[str]) -> dict[str, Household]:
+        return {h: self.households_by_id[h] for h in household_ids if h in self.households_by_id}
 
     def households(self, limit: int, offset: int) -> tuple[list[Household], int]:
         ordered = sorted(self.households_by_id.values(), key=lambda h: (h.created_at, h.id))
@@ -118,6 +121,11 @@ class FakeRepository:
             return None
         self.children_by_id[child_id] = replace(child, enrolments=(*child.enrolments, entry))
         return self.children_by_id[child_id]
+
+    def list_enrolments(self, entries: Sequence[tuple[str, ListedEnrolment]]) -> dict[str, Child]:
+        for child_id, entry in entries:
+            self.list_enrolment(child_id, entry)
+        return {c: self.children_by_id[c] for c, _ in entries if c in self.children_by_id}
 
     def unlist_enrolment(self, child_id: str, enrolment_id: str) -> None:
         child = self.children_by_id[child_id]
@@ -163,6 +171,9 @@ class FakeRepository:
         stored = self.seats_by_offering.get(offering_id)
         return copy_seats(stored) if stored else None
 
+    def seats_snapshot(self, offering_id: str) -> OfferingSeats | None:
+        return self.seats(offering_id)
+
     def save_seats(self, seats: OfferingSeats, events: Sequence[IntegrationEvent]) -> bool:
         if self.before_seats_write is not None and not self.before_seats_write(seats):
             return False
@@ -189,21 +200,24 @@ class FakeRepository:
 
     # --- enrolments ---
 
-    def note_undecided(self, enrolment_id: str, offering_id: str, at: datetime) -> None:
-        self.undecided_by_id.setdefault(enrolment_id, Undecided(enrolment_id, offering_id, at))
+    def add_refusal(self, refusal: RefusedRequest) -> bool:
+        if refusal.id in self.refusals_by_id:
+            return False
+        self.refusals_by_id[refusal.id] = refusal
+        return True
 
-    def undecided(self, noted_before: datetime) -> list[Undecided]:
-        return [u for u in self.undecided_by_id.values() if u.noted_at < noted_before]
-
-    def forget_undecided(self, enrolment_ids: Sequence[str]) -> None:
-        for enrolment_id in enrolment_ids:
-            self.undecided_by_id.pop(enrolment_id, None)
+    def refusals(self, request_ids: Iterable[str]) -> list[RefusedRequest]:
+        return [self.refusals_by_id[r] for r in dict.fromkeys(request_ids) if r in self.refusals_by_id]
 
     def add_enrolment(self, enrolment: Enrolment) -> bool:
         if enrolment.id in self.enrolments_by_id:
             return False
         self.enrolments_by_id[enrolment.id] = enrolment
         return True
+
+    def add_enrolments(self, enrolments: Sequence[Enrolment]) -> None:
+        for enrolment in enrolments:
+            self.add_enrolment(enrolment)
 
     def enrolment(self, enrolment_id: str) -> Enrolment | None:
         return self.enrolments_by_id.get(enrolment_id)
@@ -267,14 +281,13 @@ def runtime(
     sleeps: list[float] | None = None,
     fetch_territory: Callable[[str], dict[str, Any] | None] | None = None,
     fetch_offering: Callable[[str], dict[str, Any] | None] | None = None,
-    decide: Any = None,
+    dispatch: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Runtime:
     recorded = sleeps if sleeps is not None else []
     return Runtime(
-        dispatch=published,
+        dispatch=dispatch or published,
         now=clock,
         sleep=recorded.append,
         fetch_territory=fetch_territory or (lambda _: None),
         fetch_offering=fetch_offering or (lambda _: None),
-        decide=decide,
     )

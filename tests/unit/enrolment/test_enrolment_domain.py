@@ -750,6 +750,7 @@ class TestEligibility:
 ALLOWED = {
     (EnrolmentStatus.REQUESTED, EnrolmentStatus.CONFIRMED),
     (EnrolmentStatus.REQUESTED, EnrolmentStatus.WAITLISTED),
+    (EnrolmentStatus.REQUESTED, EnrolmentStatus.REFUSED),  # refused is final: nothing leaves it
     (EnrolmentStatus.REQUESTED, EnrolmentStatus.CANCELLED),
     (EnrolmentStatus.WAITLISTED, EnrolmentStatus.CONFIRMED),
     (EnrolmentStatus.WAITLISTED, EnrolmentStatus.CANCELLED),
@@ -812,7 +813,7 @@ AT = datetime(2025, 5, 2, 9, 0, tzinfo=UTC)
 def test_territory_knows_its_comuni_once_the_alliance_is_known() -> None:
     empty = Territory("all-1")
     assert not empty.known and empty.formalized_partner_ids == frozenset()
-    assert empty.with_comuni([MARNATE, CASTELLANZA]).comuni_istat == {MARNATE, CASTELLANZA}
+    assert empty.with_comuni([MARNATE, CASTELLANZA]).comuni_istat == frozenset({MARNATE, CASTELLANZA})
 
 
 def test_the_newest_membership_change_wins_whatever_the_arrival_order() -> None:
@@ -830,7 +831,7 @@ def test_healing_applies_the_partners_answer_as_of_its_time() -> None:
         .with_membership("p-new", "withdrawn", AT + timedelta(minutes=1))
     )
     healed = territory.healed([MARNATE], {"p-new", "p-other"}, AT)
-    assert healed.comuni_istat == {MARNATE}
+    assert healed.comuni_istat == frozenset({MARNATE})
     # p-old is no longer formalized; p-new's withdrawal is newer than the answer.
     assert healed.formalized_partner_ids == {"p-other"}
     assert healed.members["p-old"].status == NOT_FORMALIZED

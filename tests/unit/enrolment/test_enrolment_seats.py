@@ -8,6 +8,7 @@ import pytest
 from conciliare.errors import Conflict
 from services.enrolment.domain import EnrolmentStatus, InvalidTransition
 from services.enrolment.seats import (
+    NOT_ACCEPTING,
     NOT_ACCEPTING_REASON,
     UNDECIDED,
     Cancelled,
@@ -15,7 +16,9 @@ from services.enrolment.seats import (
     Confirmed,
     OfferingSeats,
     Promoted,
-    Rejected,
+    Reason,
+    Refused,
+    Rejection,
     SeatEvent,
     Waitlisted,
 )
@@ -183,19 +186,77 @@ def test_capacity_below_the_confirmed_seats_is_refused() -> None:
 # --- an offering that stops accepting requests ---------------------------------------------------
 
 
-def test_a_closed_offering_rejects_requests_and_promotes_nobody_until_it_reopens() -> None:
+def test_a_closed_offering_refuses_requests_and_promotes_nobody_until_it_reopens() -> None:
     seats = open_seats(1)
     requested(seats, "a", "b")
     seats.close()
-    assert seats.request("c", AT) == [Rejected("c", NOT_ACCEPTING_REASON)]
-    rejected = seats.placement("c")
-    assert rejected.status is EnrolmentStatus.CANCELLED and rejected.rejected and rejected.sequence is None
-    assert seats.request("c", AT) == []  # rejected once, for good
+    assert seats.request("c", AT) == [Refused("c", (NOT_ACCEPTING,))]
+    assert NOT_ACCEPTING == Reason("offering_not_published", NOT_ACCEPTING_REASON)
+    refused = seats.placement("c")
+    assert refused.status is EnrolmentStatus.REFUSED and refused.sequence is None
+    assert refused.refusal_reasons == (NOT_ACCEPTING,) and refused.decided_at == AT
+    assert seats.status_of("c") is EnrolmentStatus.REFUSED and seats.knows("c")
+    assert "c" not in seats.arrivals and seats.waitlist == ("b",)
+    assert seats.request("c", AT) == []  # refused once, for good
     assert seats.cancel("a", AT) == [Cancelled("a", 1, EnrolmentStatus.CONFIRMED, None)]
     assert seats.waitlist == ("b",) and seats.free_seats == 1
     assert seats.open(AT) == [Promoted("b", 2, position=1)]
+    assert seats.request("c", AT) == []  # reopening does not revive a refused request
     with pytest.raises(InvalidTransition):
         seats.cancel("c", AT)
+
+
+# --- refusals (not eligible) ------------------------------------------------------------------
+
+
+AGE = Reason("age_out_of_range", "Età fuori dall'intervallo previsto.")
+NEEDS = Reason("needs_not_supported", "Bisogni non supportati.")
+
+
+def test_a_refusal_keeps_every_reason_and_takes_no_place_in_the_order_of_arrival() -> None:
+    seats = open_seats(1)
+    assert seats.refuse("a", AT, [AGE, NEEDS]) == [Refused("a", (AGE, NEEDS))]
+    assert seats.changed and seats.knows("a")
+    assert seats.rejected == {"a": Rejection(AT, (AGE, NEEDS))}
+    placement = seats.placement("a")
+    assert (placement.status, placement.refusal_reasons, placement.decided_at) == (
+        EnrolmentStatus.REFUSED,
+        (AGE, NEEDS),
+        AT,
+    )
+    assert placement.sequence is None and placement.waitlist_position is None and not placement.promoted
+    # The seat is still free: the next request is the first to arrive.
+    assert requested(seats, "b") == [Confirmed("b", 1)]
+    assert seats.arrivals == ("b",)
+
+
+def test_a_request_already_decided_is_neither_refused_nor_requested_again() -> None:
+    seats = open_seats(1)
+    requested(seats, "a")
+    assert seats.refuse("a", AT, [AGE]) == []
+    assert seats.status_of("a") is EnrolmentStatus.CONFIRMED
+    seats.refuse("b", AT, [AGE])
+    assert seats.refuse("b", AT, [NEEDS]) == [] and seats.request("b", AT) == []
+    assert seats.placement("b").refusal_reasons == (AGE,)
+    assert seats.arrivals == ("a",)
+
+
+def test_a_refusal_needs_a_reason() -> None:
+    seats = open_seats(1)
+    with pytest.raises(ValueError):
+        seats.refuse("a", AT, [])
+    assert not seats.changed and not seats.knows("a")
+
+
+def test_refusals_survive_a_reload() -> None:
+    seats = open_seats(1)
+    seats.refuse("a", AT, [AGE])
+    requested(seats, "b")
+    reloaded = OfferingSeats(
+        "off-1", 1, True, arrivals=seats.arrivals, confirmed=seats.confirmed, rejected=seats.rejected
+    )
+    assert reloaded.status_of("a") is EnrolmentStatus.REFUSED and reloaded.refuse("a", AT, [NEEDS]) == []
+    assert not reloaded.changed
 
 
 def test_following_the_catalog_ignores_older_revisions() -> None:
@@ -251,6 +312,7 @@ def test_changed_tells_whether_anything_needs_saving() -> None:
         {"capacity": 2, "arrivals": ["a"]},
         {"capacity": 2, "arrivals": ["a"], "confirmed": ["a"], "decision_times": [(2, AT)]},
         {"capacity": 2, "arrivals": ["a", "b"], "confirmed": ["a", "b"], "decision_times": [(2, AT), (1, AT)]},
+        {"capacity": 2, "arrivals": ["a"], "confirmed": ["a"], "rejected": {"a": Rejection(AT, (NOT_ACCEPTING,))}},
     ],
 )
 def test_an_inconsistent_state_is_refused(state: dict[str, object]) -> None:

@@ -1,7 +1,9 @@
 """Service-layer tests of the enrolment use cases, on the in-memory fake repository.
 
 The same use cases the nameko service calls, with a fixed clock and the events
-dispatched collected; no servers, no mocks (see ``fakes.py``).
+dispatched collected; no servers, no mocks (see ``fakes.py``). Requests are decided
+the way the service decides them, from a partition's batch (``admission``); the
+guarantees of batches themselves are in ``test_enrolment_admission.py``.
 """
 
 from datetime import date, timedelta
@@ -11,149 +13,37 @@ import pytest
 
 from conciliare.chassis import concurrency
 from conciliare.chassis.validation import parse_event
-from conciliare.contracts.catalog import OfferingPublished, OfferingSnapshot, OfferingSuspended, OfferingUpdated
-from conciliare.contracts.enrolment import (
-    AttendanceRecord,
-    ChildCreate,
-    EnrolmentCreate,
-    EnrolmentOut,
-    EnrolmentQuery,
-    HouseholdCreate,
-    Viewer,
-)
+from conciliare.contracts.catalog import OfferingPublished, OfferingSuspended, OfferingUpdated
+from conciliare.contracts.enrolment import AttendanceRecord, ChildCreate, HouseholdCreate
 from conciliare.contracts.identity import Role
 from conciliare.contracts.partners import AllianceCreated, MembershipChanged, MembershipRole, MembershipStatus
 from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD, synthetic_child, synthetic_household
 from conciliare.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from services.enrolment import enrolments, households, projections, registers, relay, seating
-from services.enrolment.domain import ROME, Period
-from services.enrolment.ports import Repository, Runtime
-from services.enrolment.records import AuditPurpose, Enrolment, ListedEnrolment
+from services.enrolment.domain import Period
+from services.enrolment.records import AuditPurpose, ListedEnrolment
 from services.enrolment.seats import OfferingSeats
-from tests.unit.enrolment.fakes import Clock, FakeRepository, Published, runtime
-
-MARNATE = "012098"
-CASTELLANZA = "012042"
-CREMA = "019035"
-ALLIANCE = "all-marnate"
-TOTEM = "p-totem"
-OFFERING = "off-post-scuola"
-
-FAMILY = Viewer(subject="user:famiglia.rossi", role=Role.FAMILY)
-OTHER_FAMILY = Viewer(subject="user:famiglia.verdi", role=Role.FAMILY)
-ADMIN = Viewer(subject="user:regione.admin", role=Role.PLATFORM_ADMIN)
-PROVIDER = Viewer(subject="user:totem.operatore", role=Role.PARTNER_OPERATOR, partner_id=TOTEM)
-OTHER_OPERATOR = Viewer(subject="user:rembrandt", role=Role.PARTNER_OPERATOR, partner_id="p-rembrandt")
-MANAGER = Viewer(subject="user:marnate.staff", role=Role.ALLIANCE_MANAGER, alliance_ids=[ALLIANCE])
-OTHER_MANAGER = Viewer(subject="user:crema.staff", role=Role.ALLIANCE_MANAGER, alliance_ids=["all-crema"])
-
-
-class World:
-    """A fake repository with an alliance, a published offering of two seats and a family."""
-
-    def __init__(self) -> None:
-        self.repo = FakeRepository()
-        self.clock = Clock()
-        self.published = Published()
-        self.sleeps: list[float] = []
-        self.today = self.clock.now.astimezone(ROME).date()
-        self.catalog_version = 1
-        projections.alliance_created(
-            self.repo,
-            self.rt(),
-            AllianceCreated(
-                alliance_id=ALLIANCE,
-                code="MARNATE-WLB",
-                name="Partenariato Work Life Balance - Marnate",
-                comuni_istat=[MARNATE, CASTELLANZA],
-                capofila_partner_id="p-comune-marnate",
-            ),
-        )
-        self.publish_offering()
-
-    def rt(self, **overrides: Any) -> Runtime:
-        return runtime(self.clock, self.published, sleeps=self.sleeps, **overrides)
-
-    def snapshot(self, **overrides: Any) -> OfferingSnapshot:
-        data: dict[str, Any] = {
-            "offering_id": OFFERING,
-            "alliance_id": ALLIANCE,
-            "provider_partner_id": TOTEM,
-            "status": "published",
-            "type": "post_scuola_dsa_adhd_bes",
-            "title": "Post scuola DSA alla primaria Manzoni",
-            "comune_istat": MARNATE,
-            "capacity": 2,
-            "age_min_months": 72,
-            "age_max_months": 143,
-            "special_needs_supported": ["dsa", "adhd", "bes"],
-            "attendance_modes": ["full", "hour_package"],
-            "periods": [{"kind": "term_time", "start": self.today, "end": self.today + timedelta(days=90)}],
-            "price_cents": 250,
-            "price_unit": "hour",
-            "version": self.catalog_version,
-        }
-        data.update(overrides)
-        return OfferingSnapshot.model_validate(data)
-
-    def publish_offering(self, **overrides: Any) -> None:
-        projections.offering_changed(
-            self.repo, self.rt(), OfferingPublished(alliance_id=ALLIANCE, offering=self.snapshot(**overrides))
-        )
-
-    def update_offering(
-        self, event: type[OfferingUpdated | OfferingSuspended] = OfferingUpdated, **changes: Any
-    ) -> None:
-        self.catalog_version += 1
-        offering = self.snapshot(**changes)
-        projections.offering_changed(self.repo, self.rt(), event(alliance_id=ALLIANCE, offering=offering))
-
-    def household(self, viewer: Viewer = FAMILY, payload: dict[str, Any] | None = None) -> str:
-        spec = HouseholdCreate.model_validate(payload or ROSSI_HOUSEHOLD)
-        return households.create_household(self.repo, viewer, spec, self.clock()).id
-
-    def child(self, household_id: str, payload: dict[str, Any], viewer: Viewer = FAMILY) -> str:
-        return households.add_child(self.repo, household_id, viewer, ChildCreate.model_validate(payload), self.rt()).id
-
-    def children(self, count: int, viewer: Viewer = FAMILY) -> list[str]:
-        household_id = self.household(viewer)
-        born = date(self.today.year - 8, 1, 10)
-        return [self.child(household_id, synthetic_child(i, born), viewer) for i in range(count)]
-
-    def body(self, child_id: str, start: date | None = None, days: int = 30, **extra: Any) -> EnrolmentCreate:
-        first = start or self.today
-        return EnrolmentCreate.model_validate(
-            {
-                "child_id": child_id,
-                "offering_id": OFFERING,
-                "period": {"start": first.isoformat(), "end": (first + timedelta(days=days)).isoformat()},
-                "attendance_mode": "full",
-                **extra,
-            }
-        )
-
-    def enrol(self, child_id: str, key: str | None = None, viewer: Viewer = FAMILY, **kw: Any) -> EnrolmentOut:
-        self.clock.advance(0.001)
-        return enrolments.request_enrolment(self.repo, viewer, self.body(child_id, **kw), key, self.rt())
-
-    def get(self, enrolment_id: str, viewer: Viewer = FAMILY) -> EnrolmentOut:
-        return enrolments.get_enrolment(self.repo, enrolment_id, viewer, self.rt())
-
-    def cancel(self, enrolment_id: str, viewer: Viewer = FAMILY, reason: str | None = None) -> EnrolmentOut:
-        return enrolments.cancel_enrolment(self.repo, enrolment_id, viewer, reason, self.rt())
-
-    def listed(self, viewer: Viewer, **query: Any) -> list[str]:
-        page = enrolments.list_enrolments(self.repo, viewer, EnrolmentQuery.model_validate(query))
-        return [e.id for e in page.items]
+from tests.unit.enrolment.world import (
+    ADMIN,
+    ALLIANCE,
+    CREMA,
+    FAMILY,
+    MANAGER,
+    MARNATE,
+    OFFERING,
+    OTHER_FAMILY,
+    OTHER_MANAGER,
+    OTHER_OPERATOR,
+    PROVIDER,
+    TOTEM,
+    World,
+    codes,
+)
 
 
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-def refusal_fields(raised: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
-    return [e["field"] for e in raised.value.errors]
 
 
 # --- requests, seats and the waitlist ----------------------------------------------------------------
@@ -165,11 +55,38 @@ def test_requests_are_confirmed_then_waitlisted_in_arrival_order(world: World) -
     assert [r.sequence for r in results] == [1, 2, 3, 4]
     assert [r.waitlist_position for r in results] == [None, None, 1, 2]
     assert [r.status_label for r in results][2] == "in lista d'attesa"
+    assert all(r.refusal_reasons == [] and r.decided_at is not None for r in results)
     assert enrolments.seat_counts(world.repo, OFFERING).model_dump() == {"confirmed": 2, "waitlisted": 2}
     assert world.published.types() == ["enrolment.confirmed"] * 2 + ["enrolment.waitlisted"] * 2
     waitlisted = world.published.events[3][1]
     assert waitlisted["position"] == 2 and waitlisted["child_id"] == results[3].child_id
-    assert not world.repo.undecided_by_id  # nothing left for the relay
+    assert not world.repo.outbox[OFFERING]  # published right after the decision
+
+
+def test_the_outcome_carries_the_receipt_of_the_request(world: World) -> None:
+    [kid] = world.children(1)
+    command = world.command(kid)
+    world.clock.advance(5)  # decided a while after the gateway accepted it
+    world.decide(command)
+    out = world.get(command.request_id)
+    assert (out.id, out.protocol) == (command.request_id, command.protocol)
+    assert out.accepted_at == out.requested_at == command.accepted_at
+    assert out.decided_at == world.clock.now
+    assert out.offering_title == "Post scuola DSA alla primaria Manzoni" and out.child_id == kid
+    assert world.repo.enrolment(command.request_id).protocol == command.protocol  # type: ignore[union-attr]
+
+
+def test_a_request_not_decided_yet_is_read_as_requested(world: World) -> None:
+    [kid] = world.children(1)
+    command = world.command(kid)
+    with pytest.raises(NotFound):  # the gateway answers "requested" from its receipt until then
+        world.get(command.request_id)
+    world.repo.before_seats_write = lambda seats: False  # every write loses: the batch stays undecided
+    with pytest.raises(Unavailable):
+        world.decide(command)
+    waiting = world.get(command.request_id)
+    assert (waiting.status, waiting.sequence, waiting.decided_at) == ("requested", None, None)
+    assert waiting.status_label == "richiesta" and waiting.protocol == command.protocol
 
 
 def test_cancelling_promotes_the_first_waitlisted_child(world: World) -> None:
@@ -214,75 +131,26 @@ def test_capacity_increase_promotes_as_many_as_fit_and_late_revisions_are_ignore
 def test_a_request_decided_after_the_offering_closed_is_refused(world: World) -> None:
     [kid] = world.children(1)
 
-    def suspend_then_decide(repo: Repository, rt: Runtime, request: Enrolment) -> OfferingSeats | None:
-        # The catalog suspends the offering between the eligibility check and the decision.
+    def suspend_first(seats: OfferingSeats) -> bool:
+        # The catalog suspends the offering between the eligibility check and the seats' write.
+        world.repo.before_seats_write = None
         world.update_offering(OfferingSuspended, status="suspended")
-        return seating.decide_now(repo, rt, request)
+        return False  # so the decision loses the race, loads again and finds it closed
 
-    with pytest.raises(ValidationFailed) as raised:
-        enrolments.request_enrolment(world.repo, FAMILY, world.body(kid), None, world.rt(decide=suspend_then_decide))
-    assert refusal_fields(raised) == ["offering_not_published"]
-    assert world.published.types() == ["enrolment.cancelled"]
-    # Once suspended, a request is refused before anything is stored.
+    world.repo.before_seats_write = suspend_first
+    refused = world.enrol(kid)
+    assert (refused.status, refused.status_label, codes(refused)) == ("refused", "respinta", ["offering_not_published"])
+    assert refused.sequence is None and refused.waitlist_position is None
+    assert world.published.types() == ["enrolment.refused"]
+    assert world.published.events[0][1]["reasons"][0]["code"] == "offering_not_published"
+    # Once suspended, a request is refused by the eligibility check itself.
     [other] = world.children(1, OTHER_FAMILY)
-    with pytest.raises(ValidationFailed) as raised:
-        world.enrol(other, viewer=OTHER_FAMILY)
-    assert refusal_fields(raised) == ["offering_not_published"]
-
-
-# --- idempotency ----------------------------------------------------------------------------------
-
-
-def test_the_same_idempotency_key_returns_the_first_enrolment_and_creates_nothing(world: World) -> None:
-    kids = world.children(3)
-    world.enrol(kids[1])
-    world.enrol(kids[2])
-    first = world.enrol(kids[0], key="chiave-1")
-    again = world.enrol(kids[0], key="chiave-1")
-    assert again == first and first.status == "waitlisted" and first.waitlist_position == 1
-    assert len(world.repo.enrolments_by_id) == 3
-    assert [e.enrolment_id for e in world.repo.child(kids[0]).enrolments] == [first.id]  # type: ignore[union-attr]
-    assert world.published.types().count("enrolment.waitlisted") == 1
-    # Another family's key of the same name is another request.
-    assert enrolments.enrolment_id_for(OTHER_FAMILY.subject, "chiave-1") != first.id
-
-
-def test_a_retry_completes_a_request_a_crash_left_undecided(world: World) -> None:
-    [kid] = world.children(1)
-
-    def crash(repo: Repository, rt: Runtime, request: Enrolment) -> OfferingSeats | None:
-        raise RuntimeError("the process dies before deciding")
-
-    with pytest.raises(RuntimeError):
-        enrolments.request_enrolment(world.repo, FAMILY, world.body(kid), "chiave-2", world.rt(decide=crash))
-    assert list(world.repo.undecided_by_id) == list(world.repo.enrolments_by_id)
-    retried = world.enrol(kid, key="chiave-2")
-    assert retried.status == "confirmed" and retried.sequence == 1
-    assert len(world.repo.enrolments_by_id) == 1 and not world.repo.undecided_by_id
+    again = world.enrol(other, OTHER_FAMILY)
+    assert (again.status, codes(again)) == ("refused", ["offering_not_published"])
+    assert enrolments.seat_counts(world.repo, OFFERING).model_dump() == {"confirmed": 0, "waitlisted": 0}
 
 
 # --- crash safety ----------------------------------------------------------------------------------
-
-
-def test_a_request_still_undecided_is_answered_requested_and_decided_by_the_relay(world: World) -> None:
-    kids = world.children(3)
-
-    def slow(repo: Repository, rt: Runtime, request: Enrolment) -> OfferingSeats | None:
-        return None  # the decider did not answer within the wait
-
-    waiting = enrolments.request_enrolment(world.repo, FAMILY, world.body(kids[0]), None, world.rt(decide=slow))
-    assert waiting.status == "requested" and waiting.sequence is None
-    assert world.get(waiting.id).status == "requested"  # too recent for a read to decide it
-    assert relay.run(world.repo, world.rt()) == 0
-    world.clock.advance(seating.STALE_REQUEST_SECONDS + 1)
-    assert relay.run(world.repo, world.rt()) == 1  # decided, and its event published with it
-    assert world.published.types()[-1] == "enrolment.confirmed"
-    assert world.get(waiting.id).status == "confirmed"
-
-    stuck = enrolments.request_enrolment(world.repo, FAMILY, world.body(kids[1]), None, world.rt(decide=slow))
-    world.clock.advance(seating.STALE_REQUEST_SECONDS + 1)
-    assert world.get(stuck.id).status == "confirmed"  # a read finishes it at once
-    assert world.enrol(kids[2]).sequence == 3
 
 
 def test_events_left_by_a_crash_after_the_decision_are_published_by_the_relay(world: World) -> None:
@@ -291,22 +159,15 @@ def test_events_left_by_a_crash_after_the_decision_are_published_by_the_relay(wo
     def crash(event_type: str, payload: dict[str, Any]) -> None:
         raise RuntimeError("broker away")
 
-    for kid in kids:
-        world.clock.advance(0.001)
-        enrolments.request_enrolment(world.repo, FAMILY, world.body(kid), None, runtime(world.clock, Published()))
-    world.repo.outbox[OFFERING].clear()
-    [kid] = world.children(1, OTHER_FAMILY)
-    out = enrolments.request_enrolment(
-        world.repo,
-        OTHER_FAMILY,
-        world.body(kid),
-        None,
-        Runtime(dispatch=crash, now=world.clock, sleep=world.sleeps.append),
-    )
-    assert out.status == "waitlisted"  # the decision is stored: the answer does not wait for the broker
+    world.decide(*(world.command(kid) for kid in kids[:2]))
+    command = world.command(kids[2])
+    assert world.decide(command, rt=world.rt(dispatch=crash)) == 1
+    # The decision is stored: it does not wait for the broker.
+    assert world.get(command.request_id).status == "waitlisted"
     assert len(world.repo.outbox[OFFERING]) == 1
-    relay.run(world.repo, world.rt())
+    assert relay.run(world.repo, world.rt()) == 1
     assert world.published.types()[-1] == "enrolment.waitlisted" and not world.repo.outbox[OFFERING]
+    assert relay.run(world.repo, world.rt()) == 0  # published once
 
 
 def test_a_lost_race_is_retried_and_too_many_give_up_as_unavailable(world: World) -> None:
@@ -318,36 +179,53 @@ def test_a_lost_race_is_retried_and_too_many_give_up_as_unavailable(world: World
     assert len(world.sleeps) == 2 and all(0 <= pause <= concurrency.RETRY_CAP_SECONDS for pause in world.sleeps)
 
     world.repo.before_seats_write = lambda seats: False
+    busy = world.command(kids[1])
     with pytest.raises(Unavailable):
-        world.enrol(kids[1], key="busy")
-    # The request is stored and noted: a retry or the relay decides it later.
+        world.decide(busy)
+    assert len(world.sleeps) == 2 + seating.MAX_ATTEMPTS - 1
+    assert world.get(busy.request_id).status == "requested"  # stored, not decided
+    # The batch was not acknowledged: delivered again, it is decided once.
     world.repo.before_seats_write = None
-    assert world.enrol(kids[1], key="busy").status == "confirmed"
+    assert world.decide(busy) == 1
+    out = world.get(busy.request_id)
+    assert (out.status, out.sequence) == ("confirmed", 2)
+    assert world.published.types() == ["enrolment.confirmed"] * 2
 
 
 # --- eligibility -------------------------------------------------------------------------------
 
 
-def test_every_refusal_reason_is_returned_and_nothing_is_stored(world: World) -> None:
+def test_every_refusal_reason_is_kept_and_the_child_holds_nothing(world: World) -> None:
     household_id = world.household(FAMILY, synthetic_household(7, residence_istat=CREMA))
     teenager = world.child(
         household_id, {**synthetic_child(1, date(world.today.year - 13, 1, 10)), "needs": ["disabilita"]}
     )
-    body = world.body(
+    command = world.command(
         teenager, start=world.today + timedelta(days=85), days=20, attendance_mode="chosen_days", chosen_weekdays=[1, 3]
     )
-    with pytest.raises(ValidationFailed) as raised:
-        enrolments.request_enrolment(world.repo, FAMILY, body, None, world.rt())
-    assert refusal_fields(raised) == [
+    assert world.decide(command) == 1
+    refused = world.get(command.request_id)
+    assert (refused.status, refused.status_label, refused.sequence) == ("refused", "respinta", None)
+    assert codes(refused) == [
         "period_outside_calendar",
         "age_out_of_range",
         "needs_not_supported",
         "not_in_alliance",
         "attendance_mode_not_offered",
     ]
-    assert "disabilità" in raised.value.errors[2]["message"]
-    assert not world.repo.enrolments_by_id and not world.repo.undecided_by_id
+    assert "disabilità" in refused.refusal_reasons[2].message
+    assert refused.decided_at == world.clock.now and refused.protocol == command.protocol
+    # The request is on record (the family reads why), but it holds no seat and no period.
     assert world.repo.child(teenager).enrolments == ()  # type: ignore[union-attr]
+    assert enrolments.seat_counts(world.repo, OFFERING).model_dump() == {"confirmed": 0, "waitlisted": 0}
+    [(event_type, event)] = world.published.events
+    assert event_type == "enrolment.refused" and event["enrolment_id"] == command.request_id
+    assert [r["code"] for r in event["reasons"]] == codes(refused)
+    assert event["household_id"] == household_id and event["alliance_id"] == ALLIANCE
+    # Eligibility read the child's needs: audited.
+    assert world.repo.audit_trail(teenager)[-1].purpose is AuditPurpose.ELIGIBILITY
+    with pytest.raises(Conflict):  # refused is final
+        world.cancel(command.request_id)
 
 
 def test_an_employee_of_a_formalized_partner_is_eligible_without_living_there(world: World) -> None:
@@ -373,27 +251,21 @@ def test_overlapping_requests_of_one_child(world: World) -> None:
     world.publish_offering(offering_id="off-compiti", title="Spazio compiti")
     [kid] = world.children(1)
     first = world.enrol(kid)
-    with pytest.raises(ValidationFailed) as raised:
-        enrolments.request_enrolment(
-            world.repo,
-            FAMILY,
-            world.body(kid, start=world.today + timedelta(days=10)).model_copy(update={"offering_id": "off-compiti"}),
-            None,
-            world.rt(),
-        )
-    assert refusal_fields(raised) == ["overlapping_enrolment"]
+    second = world.enrol(kid, start=world.today + timedelta(days=10), offering_id="off-compiti")
+    assert (second.status, codes(second)) == ("refused", ["overlapping_enrolment"])
+    assert [e.enrolment_id for e in world.repo.child(kid).enrolments] == [first.id]  # type: ignore[union-attr]
+    assert world.enrol(kid, start=world.today + timedelta(days=31), offering_id="off-compiti").status == "confirmed"
     world.cancel(first.id)
     assert world.enrol(kid).status == "confirmed"  # once cancelled, the period is free again
 
 
 def test_a_request_listed_a_moment_earlier_wins_and_a_dead_one_holds_nothing(world: World) -> None:
     [kid] = world.children(1)
-    # Another request of this child listed itself first and is being stored right now.
+    # Another request of this child (another partition) listed itself first and is being stored right now.
     period = Period(start=world.today, end=world.today + timedelta(days=5))
     world.repo.list_enrolment(kid, ListedEnrolment("in-flight", OFFERING, period, world.clock()))
-    with pytest.raises(ValidationFailed) as raised:
-        world.enrol(kid)
-    assert refusal_fields(raised) == ["overlapping_enrolment"]
+    refused = world.enrol(kid)
+    assert (refused.status, codes(refused)) == ("refused", ["overlapping_enrolment"])
     assert [e.enrolment_id for e in world.repo.child(kid).enrolments] == ["in-flight"]  # type: ignore[union-attr]
     # That attempt died before storing its enrolment: after a while it blocks nothing.
     world.clock.advance(seating.IN_FLIGHT_SECONDS + 1)
@@ -405,21 +277,21 @@ def test_a_request_listed_a_moment_earlier_wins_and_a_dead_one_holds_nothing(wor
 
 def test_only_a_family_enrols_and_only_its_own_child(world: World) -> None:
     [kid] = world.children(1)
-    with pytest.raises(Forbidden):
-        world.enrol(kid, viewer=PROVIDER)
-    with pytest.raises(NotFound):
-        world.enrol(kid, viewer=OTHER_FAMILY)
-    with pytest.raises(NotFound):
-        enrolments.request_enrolment(
-            world.repo, FAMILY, world.body(kid).model_copy(update={"offering_id": "off-unknown"}), None, world.rt()
-        )
+    for viewer in (PROVIDER, OTHER_FAMILY):
+        refused = world.enrol(kid, viewer)
+        assert (refused.status, codes(refused), refused.child_id) == ("refused", ["child_not_found"], kid)
+        assert refused.child_name is None and refused.household_id is None  # nothing about the child leaks
+    unknown = world.enrol(kid, offering_id="off-unknown")
+    assert (unknown.status, codes(unknown)) == ("refused", ["offering_not_found"])
+    assert not world.repo.enrolments_by_id and world.repo.child(kid).enrolments == ()  # type: ignore[union-attr]
+    assert world.published.types() == ["enrolment.refused"] * 3
 
 
 def test_reads_and_lists_are_scoped_to_the_tenant(world: World) -> None:
     [kid] = world.children(1)
     created = world.enrol(kid)
     [other_kid] = world.children(1, OTHER_FAMILY)
-    other = world.enrol(other_kid, viewer=OTHER_FAMILY)
+    other = world.enrol(other_kid, OTHER_FAMILY)
     for viewer in (FAMILY, PROVIDER, MANAGER, ADMIN):
         assert world.get(created.id, viewer).id == created.id
     for stranger in (OTHER_FAMILY, OTHER_OPERATOR, OTHER_MANAGER):
@@ -551,19 +423,22 @@ def test_missing_projections_are_fetched_from_their_owners(world: World) -> None
         fetch_territory=lambda alliance_id: {"comuni_istat": [MARNATE], "formalized_partner_ids": [TOTEM]},
     )
     [kid] = world.children(1)
-    body = world.body(kid).model_copy(update={"offering_id": "off-late"})
-    assert enrolments.request_enrolment(world.repo, FAMILY, body, None, rt).status == "confirmed"
+    late = world.command(kid, offering_id="off-late")
+    assert world.decide(late, rt=rt) == 1
+    assert world.get(late.request_id).status == "confirmed"
     assert world.repo.territory("all-late").formalized_partner_ids == {TOTEM}  # type: ignore[union-attr]
-    # An alliance never heard of, with the partners service away: "unavailable", retry later.
+    # An alliance never heard of, with the partners service away: the batch is not
+    # acknowledged (decided on its next delivery), nothing is refused.
     world.publish_offering(offering_id="off-orphan", alliance_id="all-unknown")
     [other] = world.children(1, OTHER_FAMILY)
-    orphan = world.body(other).model_copy(update={"offering_id": "off-orphan"})
+    orphan = world.command(other, OTHER_FAMILY, offering_id="off-orphan")
     with pytest.raises(Unavailable):
-        enrolments.request_enrolment(world.repo, OTHER_FAMILY, orphan, None, world.rt())
-    # The catalog away too: the offering is not found.
-    unknown = world.body(other).model_copy(update={"offering_id": "off-unknown"})
-    with pytest.raises(NotFound):
-        enrolments.request_enrolment(world.repo, OTHER_FAMILY, unknown, None, world.rt())
+        world.decide(orphan)
+    assert not world.repo.refusals([orphan.request_id]) and world.repo.enrolment(orphan.request_id) is None
+    # The catalog away too: the offering is not found, and that is the answer.
+    unknown = world.command(other, OTHER_FAMILY, offering_id="off-unknown")
+    world.decide(unknown)
+    assert codes(world.get(unknown.request_id, OTHER_FAMILY)) == ["offering_not_found"]
 
 
 # --- attendance -----------------------------------------------------------------------------------
