@@ -48,9 +48,10 @@ GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 # instances of a service share its queue and its database.
 SERVICES = {"partners": 1, "catalog": 1, "enrolment": 2, "vouchers": 1, "notifications": 1}
 # CPU priority (nice) when the machine is saturated, as on a click day: answering
-# families first (gateway, at 0), deciding their requests next, mail last. Work is
-# only reordered, never dropped: queued requests and events wait in the broker.
-NICENESS = {"enrolment": 10, "notifications": 19}
+# families first (the gateway; raised only where the user may, e.g. root), deciding
+# their requests next, mail last. Work is only reordered, never dropped: queued
+# requests and events wait in the broker.
+NICENESS = {"gateway": -5, "enrolment": 10, "notifications": 19}
 
 BACKOFF_FIRST = 1.0  # seconds before the first restart
 BACKOFF_MAX = 30.0
@@ -123,8 +124,8 @@ def commands(gateway_workers: int) -> dict[str, tuple[list[str], dict[str, str]]
 # --- process helpers -------------------------------------------------------------------
 
 
-def lower_priority(pid: int, niceness: int) -> None:
-    """Nice a child (an optimisation, never a reason to fail).
+def set_priority(pid: int, niceness: int) -> None:
+    """Nice a child (an optimisation, never a reason to fail: without the right to raise a priority, it stays).
 
     Each child runs in a session of its own, and with the kernel's autogroup
     scheduling (on by default) the CPU is shared between sessions first: a process's
@@ -227,7 +228,7 @@ class Child:
         self.started, self.started_at, self.restart_at = time.monotonic(), now_iso(), None
         niceness = NICENESS.get(self.name.rsplit("-", 1)[0], 0)
         if niceness:
-            lower_priority(self.process.pid, niceness)
+            set_priority(self.process.pid, niceness)
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
     def backoff(self) -> float:

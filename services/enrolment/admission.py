@@ -66,13 +66,36 @@ class _Offering:
 
 def decide_requests(repo: Repository, runtime: Runtime, requests: Sequence[EnrolmentRequested]) -> int:
     """Decide a partition's batch of requests, in the order given (queue order); how many were new."""
-    by_offering: dict[str, list[EnrolmentRequested]] = {}
+    unique: list[EnrolmentRequested] = []
     seen: set[str] = set()
     for request in requests:
         if request.request_id not in seen:  # the same message twice in one batch (a redelivery)
             seen.add(request.request_id)
-            by_offering.setdefault(request.request.offering_id, []).append(request)
-    return sum(_decide_offering(repo, runtime, offering_id, batch) for offering_id, batch in by_offering.items())
+            unique.append(request)
+    return sum(_decide_offering(repo, runtime, group[0].request.offering_id, group) for group in _groups(unique))
+
+
+def _groups(requests: list[EnrolmentRequested]) -> list[list[EnrolmentRequested]]:
+    """The batch as groups of one offering each, to decide one after the other.
+
+    One group per offering (one seats write each), unless a child has requests for
+    two offerings in the batch: the order between them decides which one an overlap
+    refuses, so the batch is then cut into runs of consecutive requests instead.
+    """
+    by_offering: dict[str, list[EnrolmentRequested]] = {}
+    offerings_of_child: dict[str, set[str]] = {}
+    for request in requests:
+        by_offering.setdefault(request.request.offering_id, []).append(request)
+        offerings_of_child.setdefault(request.request.child_id, set()).add(request.request.offering_id)
+    if all(len(offerings) == 1 for offerings in offerings_of_child.values()):
+        return list(by_offering.values())
+    runs: list[list[EnrolmentRequested]] = []
+    for request in requests:
+        if runs and runs[-1][0].request.offering_id == request.request.offering_id:
+            runs[-1].append(request)
+        else:
+            runs.append([request])
+    return runs
 
 
 @dataclass

@@ -164,7 +164,7 @@ def list_enrolments(repo: Repository, viewer: Viewer, query: EnrolmentQuery) -> 
             [
                 {
                     "field": "status",
-                    "message": "stato sconosciuto: requested, confirmed, waitlisted, cancelled, completed",
+                    "message": "stato sconosciuto: requested, confirmed, waitlisted, refused, cancelled, completed",
                 }
             ],
         )

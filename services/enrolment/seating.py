@@ -49,8 +49,9 @@ from services.enrolment.seats import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS: Final = 12
-# A request listed for its child (or noted undecided) this long ago whose enrolment
-# was never stored died before it was acknowledged: it holds nothing.
+# A request listed on its child this long ago whose enrolment was never stored: its
+# batch died between the two writes (the message comes back and is decided then); it
+# holds nothing meanwhile.
 IN_FLIGHT_SECONDS: Final = 60.0
 BUSY: Final = "Il servizio è molto richiesto in questo momento: riprova tra qualche secondo."
 

@@ -1,9 +1,10 @@
 """Enrolment service: households, children, enrolments and attendance (entrypoints only).
 
-Where things are: ``access.py`` (who sees what), ``households.py``, ``enrolments.py``,
-``registers.py`` (attendance), ``projections.py`` (offerings and alliances from
-events), ``relay.py`` (the timer); the seat rule is ``seats.py``, run by
-``seating.py``; storage is ``repository.py``.
+Where things are: ``access.py`` (who sees what), ``households.py``, ``admission.py``
+(deciding the requests of the partition queues, ``partitions.py``), ``enrolments.py``
+(reads, cancellation, roster), ``registers.py`` (attendance), ``projections.py``
+(offerings and alliances from events), ``relay.py`` (the timer); the seat rule is
+``seats.py``, run by ``seating.py``; storage is ``repository.py``.
 """
 
 import logging

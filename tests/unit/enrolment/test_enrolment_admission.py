@@ -435,3 +435,18 @@ def test_cancel_before_the_request_is_decided_is_a_conflict(crashing: CrashingRe
     world.decide(command)  # redelivered: decided; now it can be cancelled
     assert world.cancel(command.request_id).status == "cancelled"
     assert world.published.types() == ["enrolment.confirmed", "enrolment.cancelled"]
+
+
+def test_a_childs_requests_for_two_offerings_in_one_batch_are_settled_in_queue_order(world: World) -> None:
+    # Interleaved in one partition: the later request (offering A) must not overtake the
+    # earlier, overlapping one (offering B) of the same child.
+    world.publish_offering(offering_id=COMPITI, title="Spazio compiti", capacity=1)
+    kids = world.children(2)
+    other_child_first = world.command(kids[0])
+    earlier = world.command(kids[1], offering_id=COMPITI)
+    later_overlapping = world.command(kids[1], start=world.today + timedelta(days=5))
+    assert world.decide(other_child_first, earlier, later_overlapping) == 3
+    assert world.get(earlier.request_id).status == "confirmed"
+    refused = world.get(later_overlapping.request_id)
+    assert (refused.status, codes(refused)) == ("refused", ["overlapping_enrolment"])
+    assert world.get(other_child_first.request_id).status == "confirmed"
