@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     ENROLMENT_WAITLISTED = "enrolment.waitlisted"
     ENROLMENT_PROMOTED = "enrolment.promoted"
     ENROLMENT_CANCELLED = "enrolment.cancelled"
+    ENROLMENT_REFUSED = "enrolment.refused"
     OFFERING_PUBLISHED = "offering.published"
     MEMBERSHIP_FORMALIZED = "membership.formalized"
 
@@ -40,10 +41,12 @@ OUTCOMES: Final = frozenset(
         EventKind.ENROLMENT_WAITLISTED,
         EventKind.ENROLMENT_PROMOTED,
         EventKind.ENROLMENT_CANCELLED,
+        EventKind.ENROLMENT_REFUSED,
     }
 )
 
-ENROLMENT_KINDS: Final = OUTCOMES
+# Outcomes of a seat (the provider is told too); a refusal is the family's business only.
+ENROLMENT_KINDS: Final = OUTCOMES - {EventKind.ENROLMENT_REFUSED}
 
 
 class RecipientKind(StrEnum):
@@ -107,6 +110,7 @@ def audience(notice: Notice) -> Audience:
 
     - enrolment outcomes: the household's guardians and the provider partner's
       operators; the provider's integrators by webhook;
+    - a refused request: the household's guardians only (nothing was booked);
     - an offering published: the alliance staff; the provider's integrators;
     - a membership formalized: the partner's operators and the alliance staff; the
       partner's integrators.
@@ -119,6 +123,10 @@ def audience(notice: Notice) -> Audience:
             recipient_key(RecipientKind.HOUSEHOLD, notice.household_id),
             recipient_key(RecipientKind.PARTNER, notice.partner_id),
         ]
+    elif notice.kind is EventKind.ENROLMENT_REFUSED:
+        if notice.household_id is None:
+            raise ValidationFailed("Richiesta respinta senza nucleo.")
+        recipients = [recipient_key(RecipientKind.HOUSEHOLD, notice.household_id)]
     elif notice.kind is EventKind.OFFERING_PUBLISHED:
         recipients = [recipient_key(RecipientKind.ALLIANCE, notice.alliance_id)]
     elif notice.kind is EventKind.MEMBERSHIP_FORMALIZED:

@@ -16,6 +16,7 @@ from conciliare.contracts.enrolment import (
     EnrolmentCancelled,
     EnrolmentEvent,
     EnrolmentPromoted,
+    EnrolmentRefused,
     EnrolmentWaitlisted,
 )
 from conciliare.contracts.partners import MembershipChanged, MembershipStatus
@@ -132,4 +133,30 @@ def membership_notice(event: MembershipChanged, lookups: Lookups) -> Prepared | 
             "status": event.status.value,
         },
         addresses={recipient_key(RecipientKind.PARTNER, event.partner_id): addresses},
+    )
+
+
+def refusal_notice(event: EnrolmentRefused, lookups: Lookups) -> Prepared | None:
+    """The family is told why its request was refused (None: no household of ours to tell)."""
+    if event.household_id is None:  # the request named a child that is not the caller's
+        return None
+    enrolment = lookups.enrolment(event.enrolment_id) or {}
+    household = lookups.household(event.household_id) or {}
+    context = {
+        "child_name": enrolment.get("child_name") or "vostro figlio/a",
+        "offering_title": enrolment.get("offering_title") or "servizio",
+        "reasons": [reason.message for reason in event.reasons],
+    }
+    guardians = [g["email"] for g in household.get("guardians", []) if g.get("email")]
+    return Prepared(
+        notice=Notice(
+            kind=EventKind.ENROLMENT_REFUSED,
+            event_id=event.event_id,
+            alliance_id=event.alliance_id,
+            occurred_at=event.occurred_at,
+            household_id=event.household_id,
+        ),
+        context=context,
+        webhook_data={"alliance_id": event.alliance_id, "enrolment_id": event.enrolment_id, "status": "refused"},
+        addresses={recipient_key(RecipientKind.HOUSEHOLD, event.household_id): guardians},
     )

@@ -25,6 +25,7 @@ from conciliare.contracts.enrolment import (
     EnrolmentCancelled,
     EnrolmentConfirmed,
     EnrolmentPromoted,
+    EnrolmentRefused,
     EnrolmentWaitlisted,
 )
 from conciliare.contracts.identity import Role, Viewer
@@ -36,7 +37,13 @@ from services.notifications import usecases
 from services.notifications.dependencies import SYSTEM_VIEWER, NotificationsStore, Outbound, Remote, RemoteReader
 from services.notifications.domain import EventKind
 from services.notifications.messages import new_webhook_secret
-from services.notifications.preparing import Lookups, enrolment_notice, membership_notice, offering_notice
+from services.notifications.preparing import (
+    Lookups,
+    enrolment_notice,
+    membership_notice,
+    offering_notice,
+    refusal_notice,
+)
 from services.notifications.repository import NotificationsRepository
 from services.notifications.usecases import Ports, Prepared
 
@@ -109,6 +116,11 @@ class NotificationsService:
     def on_enrolment_cancelled(self, payload: dict[str, Any]) -> None:
         """Tell the family and the provider an enrolment was cancelled."""
         self._enrolment(EventKind.ENROLMENT_CANCELLED, EnrolmentCancelled, payload)
+
+    @_handler("enrolment", "enrolment.refused")
+    def on_enrolment_refused(self, payload: dict[str, Any]) -> None:
+        """Tell the family why its request was refused."""
+        self._consume(EnrolmentRefused, payload, lambda e: refusal_notice(e, self._lookups()))
 
     @_handler("catalog", "offering.published")
     def on_offering_published(self, payload: dict[str, Any]) -> None:

@@ -169,3 +169,10 @@ def test_a_failed_delivery_can_be_requeued_by_hand_but_not_a_queued_one() -> Non
     assert again.next_attempt_at == NOW
     with pytest.raises(Conflict):
         requeued(again, NOW)
+
+
+def test_a_refusal_is_told_to_the_household_only() -> None:
+    result = audience(notice(EventKind.ENROLMENT_REFUSED))
+    assert result.recipients == ("household:h1",)
+    with pytest.raises(ValidationFailed):
+        audience(notice(EventKind.ENROLMENT_REFUSED, household=None))

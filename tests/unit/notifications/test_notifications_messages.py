@@ -30,6 +30,7 @@ CONTEXTS: dict[EventKind, dict[str, Any]] = {
     EventKind.ENROLMENT_WAITLISTED: ENROLMENT,
     EventKind.ENROLMENT_PROMOTED: ENROLMENT,
     EventKind.ENROLMENT_CANCELLED: {**ENROLMENT, "reason": "rinuncia"},
+    EventKind.ENROLMENT_REFUSED: {**ENROLMENT, "reasons": ["Età fuori dai limiti", "Bisogni non supportati"]},
     EventKind.OFFERING_PUBLISHED: {"offering_title": "Centro estivo", "offering_type": "centro estivo"},
     EventKind.MEMBERSHIP_FORMALIZED: {"partner_name": "Coop. Totem", "alliance_name": "Castellanza WLB"},
 }
@@ -103,3 +104,14 @@ def test_a_tampered_body_or_another_secret_does_not_verify() -> None:
         Webhook(secret).verify(body.replace("e1", "e2"), headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(new_webhook_secret()).verify(body, headers)
+
+
+def test_a_refusal_lists_every_reason() -> None:
+    context = {**ENROLMENT, "reasons": ["Età fuori dai limiti del servizio.", "Il servizio non segue la DSA."]}
+    email = render_email(EventKind.ENROLMENT_REFUSED, Language.IT, context)
+    assert email.subject.startswith("Richiesta respinta")
+    assert (
+        "- Età fuori dai limiti del servizio." in email.text and "<li>Il servizio non segue la DSA.</li>" in email.html
+    )
+    inbox = render_inbox(EventKind.ENROLMENT_REFUSED, Language.IT, context)
+    assert "Età fuori dai limiti del servizio.; Il servizio non segue la DSA." in inbox.body
