@@ -142,7 +142,8 @@ class EnrolmentOut(Contract):
     waitlist_position: int | None
     promoted: bool
     refusal_reasons: list[RefusalReason] = Field(default_factory=list)
-    accepted_at: datetime = Field(description="Quando la piattaforma ha accettato la richiesta")
+    # Optional for readers of answers from an enrolment service older than this field.
+    accepted_at: datetime | None = Field(None, description="Quando la piattaforma ha accettato la richiesta")
     requested_at: datetime = Field(description="Come accepted_at (nome storico)")
     decided_at: datetime | None
     cancelled_at: datetime | None

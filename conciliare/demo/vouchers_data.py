@@ -472,7 +472,7 @@ def _giulia_enrolment(rossi: httpx.Client, giulia_id: str, offering_id: str) -> 
             "period": {"start": start.isoformat(), "end": (start + timedelta(days=27)).isoformat()},
             "attendance_mode": "full",
         }
-        found = _ok(rossi.post("/v1/enrolments", json=body, headers={"Prefer": "wait=30"}), 201, 202)
+        found = _ok(rossi.post("/v1/enrolments", json=body, headers={"Prefer": "wait=10"}), 201, 202)
     deadline = time.monotonic() + 30
     while found["status"] == "requested" and time.monotonic() < deadline:
         time.sleep(0.3)

@@ -109,6 +109,9 @@ def redeem(
         return _retry(repo, existing, voucher_id, spec.amount_cents)
     # The enrolment service answers only for enrolments this provider may see.
     booking = enrolment.get_enrolment(spec.enrolment_id, viewer)
+    if booking.offering_id is None or booking.child_id is None or booking.alliance_id is None:
+        # Still being decided, or refused before naming an offering of ours: nothing to pay for.
+        raise Conflict("Il voucher non può essere usato per questa iscrizione: l'iscrizione non è confermata.")
     offering = catalog.get_snapshot(booking.offering_id)
     ensure_redeemable(
         RedemptionContext(
@@ -121,7 +124,7 @@ def redeem(
             enrolment_status=booking.status,
             enrolment_child_id=booking.child_id,
             enrolment_alliance_id=booking.alliance_id,
-            enrolment_provider_id=booking.provider_partner_id,
+            enrolment_provider_id=booking.provider_partner_id or "",
             offering_type=offering.type,
             provider_partner_id=provider,
         ),

@@ -2,8 +2,9 @@
 
 Catalog and partners events are published to the real broker with nameko's
 standalone dispatcher, built from the contract models, exactly as those services
-publish them; the enrolment service's own events are received by a recorder
-service. Nothing is mocked.
+publish them; enrolment requests go through the partition exchange as the gateway
+sends them (``tests.integration.requesting``); the enrolment service's own events are
+received by a recorder service. Nothing is mocked.
 """
 
 import ast
@@ -32,9 +33,9 @@ from services.enrolment.domain import Period, today_in_rome
 from services.enrolment.ports import Runtime
 from services.enrolment.records import AuditPurpose, Enrolment
 from services.enrolment.repository import MongoRepository
-from services.enrolment.seats import OfferingSeats
 from services.enrolment.service import EnrolmentService
 from services.partners.service import PartnersService
+from tests.integration.requesting import RequestPublisher, command, decision, decisions
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +86,10 @@ class EnrolmentEventRecorder:
     def on_cancelled(self, payload: dict[str, Any]) -> None:
         EnrolmentEventRecorder.received.append(("enrolment.cancelled", payload))
 
+    @on_enrolment_event("enrolment.refused")
+    def on_refused(self, payload: dict[str, Any]) -> None:
+        EnrolmentEventRecorder.received.append(("enrolment.refused", payload))
+
 
 # --- fixtures ----------------------------------------------------------------------------
 
@@ -95,8 +100,8 @@ def db(mongo_client: MongoClient[dict[str, Any]], fresh_database: str) -> Databa
 
 
 @pytest.fixture
-def service(container_factory: Any, rabbit_uri: str, fresh_database: str) -> Any:
-    container = container_factory(EnrolmentService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database})
+def service(container_factory: Any, config: dict[str, Any]) -> Any:
+    container = container_factory(EnrolmentService, config)
     container.start()
     return container
 
@@ -113,6 +118,29 @@ def recorder(container_factory: Any, rabbit_uri: str, service: Any) -> Any:
 def enrolment(service: Any) -> Iterator[Any]:
     with ServiceRpcClient("enrolment") as client:
         yield client
+
+
+@pytest.fixture
+def requests(rabbit_uri: str) -> Iterator[RequestPublisher]:
+    """Publishes enrolment requests to the partition exchange, as the gateway does."""
+    publisher = RequestPublisher(rabbit_uri)
+    yield publisher
+    publisher.close()
+
+
+Ask = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def ask(requests: RequestPublisher, enrolment: Any) -> Ask:
+    """Send one request (as FAMILY unless told) and wait for its decision."""
+
+    def send(body: dict[str, Any], viewer: dict[str, Any] = FAMILY) -> dict[str, Any]:
+        sent = command(viewer, body)
+        requests.publish(sent)
+        return decision(enrolment, sent.request_id, viewer)
+
+    return send
 
 
 @pytest.fixture
@@ -282,8 +310,8 @@ def test_invalid_child_is_refused_in_italian(enrolment: Any) -> None:
 # --- eligibility -------------------------------------------------------------------------------
 
 
-def test_every_refusal_reason_is_returned_and_nothing_is_stored(
-    enrolment: Any, world: None, db: Database[dict[str, Any]]
+def test_every_refusal_reason_is_given_and_no_seat_is_taken(
+    enrolment: Any, world: None, ask: Ask, recorder: Any, db: Database[dict[str, Any]]
 ) -> None:
     far_away = {**synthetic_household(7, residence_istat=CREMA)}
     household_id = household(enrolment, FAMILY, far_away)
@@ -295,54 +323,67 @@ def test_every_refusal_reason_is_returned_and_nothing_is_stored(
     )
     outside_calendar = request(teenager, start=OPEN_TO - timedelta(days=5), days=20, attendance_mode="chosen_days")
     outside_calendar["chosen_weekdays"] = [1, 3]
-    with pytest.raises(RemoteError) as raised:
-        enrolment.request_enrolment(viewer=FAMILY, payload=outside_calendar)
-    kind, errors = error_of(raised.value)
-    assert kind == "ValidationFailed"
-    assert [e["field"] for e in errors] == [
+    refused = ask(outside_calendar)
+    assert refused["status"] == "refused" and refused["sequence"] is None and refused["waitlist_position"] is None
+    codes = [
         "period_outside_calendar",
         "age_out_of_range",
         "needs_not_supported",
         "not_in_alliance",
         "attendance_mode_not_offered",
     ]
-    assert all(e["message"] for e in errors)
-    assert db.enrolments.count_documents({}) == 0 and db.undecided.count_documents({}) == 0
+    assert [r["code"] for r in refused["refusal_reasons"]] == codes
+    assert all(r["message"] for r in refused["refusal_reasons"])
+    assert refused["child_id"] == teenager and refused["offering_id"] == "off-post-scuola"
+    # The refusal is kept (it is read again), but it holds no seat and no period of the child.
+    assert enrolment.get_enrolment(enrolment_id=refused["id"], viewer=FAMILY)["status"] == "refused"
+    assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 0, "waitlisted": 0}
     assert repo(db).child(teenager).enrolments == ()  # type: ignore[union-attr]
+    wait_for(lambda: len(EnrolmentEventRecorder.received) >= 1)
+    [(kind, event)] = EnrolmentEventRecorder.received
+    assert kind == "enrolment.refused" and event["enrolment_id"] == refused["id"]
+    assert [r["code"] for r in event["reasons"]] == codes
 
 
-def test_someone_elses_child_and_unknown_offering(enrolment: Any, world: None) -> None:
+def test_someone_elses_child_and_unknown_offering(enrolment: Any, world: None, ask: Ask) -> None:
     [kid] = many_children(enrolment, 1)
+    theirs = ask(request(kid), viewer=OTHER_FAMILY)
+    assert theirs["status"] == "refused"
+    assert [r["code"] for r in theirs["refusal_reasons"]] == ["child_not_found"]
+    # Nothing about the child leaks to the family that asked for it.
+    assert theirs["child_name"] is None and theirs["household_id"] is None and theirs["child_codice_fiscale"] is None
+    # The refusal is readable only by whoever asked (and the platform).
     with pytest.raises(RemoteError) as raised:
-        enrolment.request_enrolment(viewer=OTHER_FAMILY, payload=request(kid))
+        enrolment.get_enrolment(enrolment_id=theirs["id"], viewer=FAMILY)
     assert error_of(raised.value)[0] == "NotFound"
+    assert enrolment.get_enrolment(enrolment_id=theirs["id"], viewer=ADMIN)["status"] == "refused"
     # No catalog runs here: the fall-back cannot find it either.
-    with pytest.raises(RemoteError) as raised:
-        enrolment.request_enrolment(viewer=FAMILY, payload=request(kid, offering_id="off-unknown"))
-    assert error_of(raised.value)[0] == "NotFound"
+    unknown = ask(request(kid, offering_id="off-unknown"))
+    assert unknown["status"] == "refused"
+    assert [r["code"] for r in unknown["refusal_reasons"]] == ["offering_not_found"]
+    assert enrolment.list_enrolments(viewer=FAMILY, query={})["total"] == 0
 
 
-def test_overlapping_enrolment_is_refused(enrolment: Any, world: None, publish: Any) -> None:
+def test_overlapping_enrolment_is_refused(enrolment: Any, world: None, publish: Any, ask: Ask) -> None:
     publish(
         "catalog",
         OfferingPublished(alliance_id=ALLIANCE, offering=snapshot("off-compiti", title="Spazio compiti")),
         "on_offering_published",
     )
     [kid] = many_children(enrolment, 1)
-    first = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid))
+    first = ask(request(kid))
     assert first["status"] == "confirmed"
-    with pytest.raises(RemoteError) as raised:
-        enrolment.request_enrolment(viewer=FAMILY, payload=request(kid, "off-compiti", start=OPEN_FROM + timedelta(10)))
-    kind, errors = error_of(raised.value)
-    assert kind == "ValidationFailed" and [e["field"] for e in errors] == ["overlapping_enrolment"]
+    overlapping = ask(request(kid, "off-compiti", start=OPEN_FROM + timedelta(10)))
+    assert overlapping["status"] == "refused"
+    assert [r["code"] for r in overlapping["refusal_reasons"]] == ["overlapping_enrolment"]
     # Once cancelled, the period is free again.
     enrolment.cancel_enrolment(enrolment_id=first["id"], viewer=FAMILY, payload={})
-    second = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid, "off-compiti"))
+    second = ask(request(kid, "off-compiti"))
     assert second["status"] == "confirmed"
 
 
 def test_simultaneous_overlapping_requests_for_one_child_admit_one(
-    enrolment: Any, world: None, publish: Any, db: Database[dict[str, Any]]
+    enrolment: Any, world: None, publish: Any, requests: RequestPublisher, db: Database[dict[str, Any]]
 ) -> None:
     publish(
         "catalog",
@@ -350,32 +391,32 @@ def test_simultaneous_overlapping_requests_for_one_child_admit_one(
         "on_offering_published",
     )
     [kid] = many_children(enrolment, 1)
-
-    def enrol(index: int) -> str:
-        offering_id = "off-post-scuola" if index % 2 else "off-compiti"
-        with ServiceRpcClient("enrolment") as client:
-            try:
-                client.request_enrolment(viewer=FAMILY, payload=request(kid, offering_id, days=10 + index))
-            except RemoteError as exc:
-                kind, errors = error_of(exc)
-                return f"{kind}:{','.join(e['field'] for e in errors)}"
-            return "accepted"
-
-    outcomes = list(eventlet.GreenPool(6).imap(enrol, range(6)))
-    assert outcomes.count("accepted") == 1, outcomes
-    assert sorted(set(outcomes) - {"accepted"}) == ["ValidationFailed:overlapping_enrolment"]
-    assert db.enrolments.count_documents({}) == 1
-    assert len(repo(db).child(kid).enrolments) == 1  # type: ignore[union-attr]
+    # Alternating offerings: two partitions, decided at the same time.
+    sent = [
+        command(FAMILY, request(kid, "off-post-scuola" if index % 2 else "off-compiti", days=10 + index))
+        for index in range(6)
+    ]
+    requests.publish(*sent)
+    outcomes = decisions(enrolment, [c.request_id for c in sent], FAMILY)
+    admitted = [o for o in outcomes if o["status"] == "confirmed"]
+    assert len(admitted) == 1, [o["status"] for o in outcomes]
+    refused = [o for o in outcomes if o["status"] == "refused"]
+    assert len(refused) == 5
+    assert all([r["code"] for r in o["refusal_reasons"]] == ["overlapping_enrolment"] for o in refused)
+    listed = repo(db).child(kid).enrolments  # type: ignore[union-attr]
+    assert [entry.enrolment_id for entry in listed] == [admitted[0]["id"]]
+    counts = [enrolment.seat_counts(offering_id=o)["confirmed"] for o in ("off-post-scuola", "off-compiti")]
+    assert sum(counts) == 1
 
 
 # --- seats, waitlist, promotions -----------------------------------------------------------------
 
 
 def test_capacity_waitlist_and_fifo_promotion_on_cancel(
-    enrolment: Any, world: None, recorder: Any, db: Database[dict[str, Any]]
+    enrolment: Any, world: None, recorder: Any, ask: Ask, db: Database[dict[str, Any]]
 ) -> None:
     kids = many_children(enrolment, 4)
-    results = [enrolment.request_enrolment(viewer=FAMILY, payload=request(k)) for k in kids]
+    results = [ask(request(k)) for k in kids]
     assert [r["status"] for r in results] == ["confirmed", "confirmed", "waitlisted", "waitlisted"]
     assert [r["sequence"] for r in results] == [1, 2, 3, 4]
     assert [r["waitlist_position"] for r in results] == [None, None, 1, 2]
@@ -408,16 +449,16 @@ def test_capacity_waitlist_and_fifo_promotion_on_cancel(
     promoted_event = next(p for k, p in EnrolmentEventRecorder.received if k == "enrolment.promoted")
     assert promoted_event["enrolment_id"] == results[2]["id"] and promoted_event["position"] == 1
     assert {"event_id", "occurred_at", "alliance_id", "offering_id", "child_id", "household_id"} <= set(promoted_event)
-    # Nothing left half-done: no event waits in the seats' outbox, no request undecided.
+    # Nothing left half-done: no event waits in the seats' outbox.
     seats = db.seats.find_one({"_id": "off-post-scuola"})
-    assert seats is not None and seats["_outbox"] == [] and db.undecided.count_documents({}) == 0
+    assert seats is not None and seats["_outbox"] == []
 
 
 def test_capacity_increase_promotes_as_many_as_fit_and_old_versions_are_ignored(
-    enrolment: Any, world: None, publish: Any
+    enrolment: Any, world: None, publish: Any, ask: Ask
 ) -> None:
     kids = many_children(enrolment, 6)
-    results = [enrolment.request_enrolment(viewer=FAMILY, payload=request(k)) for k in kids]
+    results = [ask(request(k)) for k in kids]
     assert [r["status"] for r in results].count("waitlisted") == 4
 
     publish(
@@ -439,72 +480,176 @@ def test_capacity_increase_promotes_as_many_as_fit_and_old_versions_are_ignored(
     assert roster["capacity"] == 5 and roster["confirmed_count"] == 5
 
 
-def test_two_instances_never_exceed_capacity(
-    container_factory: Any, rabbit_uri: str, fresh_database: str, enrolment: Any, world: None
+# --- the partitions: order, one active consumer, at most once ---------------------------------------
+
+
+@pytest.fixture
+def second(container_factory: Any, config: dict[str, Any], service: Any) -> Any:
+    """Another enrolment instance on the same broker and database, started after the first."""
+    container = container_factory(EnrolmentService, config)
+    container.start()
+    return container
+
+
+def ten_seats(publish: Any) -> None:
+    publish(
+        "catalog",
+        OfferingUpdated(alliance_id=ALLIANCE, offering=snapshot(capacity=10, version=2)),
+        "on_offering_updated",
+    )
+
+
+def test_requests_are_decided_in_the_order_they_were_published(
+    enrolment: Any, world: None, publish: Any, requests: RequestPublisher, second: Any
 ) -> None:
-    second = container_factory(EnrolmentService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database})
-    second.start()
-    kids = many_children(enrolment, 30)
+    ten_seats(publish)
+    kids = many_children(enrolment, 60)
+    sent = [command(FAMILY, request(kid)) for kid in kids]
+    requests.publish(*sent)
 
-    def enrol(kid: str) -> dict[str, Any]:
-        with ServiceRpcClient("enrolment") as client:
-            return dict(client.request_enrolment(viewer=FAMILY, payload=request(kid)))
+    results = decisions(enrolment, [c.request_id for c in sent], FAMILY, timeout=60)
+    assert [r["sequence"] for r in results] == list(range(1, 61))
+    assert [r["status"] for r in results] == ["confirmed"] * 10 + ["waitlisted"] * 50
+    assert [r["waitlist_position"] for r in results] == [None] * 10 + list(range(1, 51))
+    assert [r["protocol"] for r in results] == [c.protocol for c in sent]
+    assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 10, "waitlisted": 50}
+    roster = enrolment.offering_roster(offering_id="off-post-scuola", viewer=PROVIDER)
+    assert [e["enrolment_id"] for e in roster["confirmed"] + roster["waitlist"]] == [c.request_id for c in sent]
 
-    results = list(eventlet.GreenPool(30).imap(enrol, kids))
-    confirmed = [r for r in results if r["status"] == "confirmed"]
-    waitlisted = sorted((r for r in results if r["status"] == "waitlisted"), key=lambda r: r["sequence"])
-    assert len(confirmed) == 2 and len(waitlisted) == 28
-    assert sorted(r["sequence"] for r in results) == list(range(1, 31))
-    assert sorted(r["sequence"] for r in confirmed) == [1, 2]
-    assert [r["waitlist_position"] for r in waitlisted] == list(range(1, 29))
-    assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 28}
+
+def decision_events(enrolment_id: str) -> set[str]:
+    """The distinct confirmed/waitlisted events received about one enrolment (by event id)."""
+    return {
+        payload["event_id"]
+        for kind, payload in EnrolmentEventRecorder.received
+        if kind in {"enrolment.confirmed", "enrolment.waitlisted"} and payload["enrolment_id"] == enrolment_id
+    }
+
+
+def test_killing_the_active_instance_mid_stream_decides_every_request_exactly_once(
+    service: Any,
+    second: Any,
+    enrolment: Any,
+    world: None,
+    publish: Any,
+    recorder: Any,
+    requests: RequestPublisher,
+    db: Database[dict[str, Any]],
+) -> None:
+    ten_seats(publish)
+    kids = many_children(enrolment, 120)
+    sent = [command(FAMILY, request(kid)) for kid in kids]
+    early, late = sent[:80], sent[80:]
+    # The first instance (first to subscribe, so the active consumer) decides the first
+    # request, then gets the next 79 ...
+    requests.publish(early[0])
+    assert decision(enrolment, early[0].request_id, FAMILY)["sequence"] == 1
+    requests.publish(*early[1:])
+
+    def decided() -> int:
+        seats = repo(db).seats_snapshot("off-post-scuola")
+        return 0 if seats is None else len(seats.confirmed) + len(seats.waitlist)
+
+    # ... and dies while deciding them: some enrolments stored, their seats not yet.
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while db.enrolments.count_documents({}) <= decided() and datetime.now(UTC) < deadline:
+        eventlet.sleep(0.01)
+    service.kill()
+    decided_at_kill = decided()
+    # These reach only the second instance.
+    requests.publish(*late)
+
+    with ServiceRpcClient("enrolment") as client:
+        results = decisions(client, [c.request_id for c in sent], FAMILY, timeout=90)
+        counts = client.seat_counts(offering_id="off-post-scuola")
+    assert decided_at_kill < len(sent)
+    sequences = [r["sequence"] for r in results]
+    # Every request decided once: no sequence given twice, none skipped, seats never above capacity.
+    assert sorted(sequences) == list(range(1, 121))
+    assert sequences[:decided_at_kill] == list(range(1, decided_at_kill + 1))
+    assert sorted(r["sequence"] for r in results if r["status"] == "confirmed") == list(range(1, 11))
+    assert all(r["waitlist_position"] == r["sequence"] - 10 for r in results if r["status"] == "waitlisted")
+    assert counts == {"confirmed": 10, "waitlisted": 110}
+    assert db.enrolments.count_documents({}) == 120
+    assert all(len(repo(db).child(kid).enrolments) == 1 for kid in kids)  # type: ignore[union-attr]
+    # One decision (one event id) per request, whatever was sent again after the crash.
+    wait_for(lambda: all(decision_events(c.request_id) for c in sent), timeout=30)
+    assert all(len(decision_events(c.request_id)) == 1 for c in sent)
 
 
 def test_two_instances_cancelling_and_requesting_at_once_keep_capacity_and_fifo(
-    container_factory: Any, rabbit_uri: str, fresh_database: str, enrolment: Any, world: None
+    second: Any, enrolment: Any, world: None, requests: RequestPublisher
 ) -> None:
-    second = container_factory(EnrolmentService, {"AMQP_URI": rabbit_uri, "MONGO_DATABASE": fresh_database})
-    second.start()
     kids = many_children(enrolment, 50)
     first_wave, latecomers = kids[:40], kids[40:]
-
-    def enrol(kid: str) -> dict[str, Any]:
-        with ServiceRpcClient("enrolment") as client:
-            return dict(client.request_enrolment(viewer=FAMILY, payload=request(kid)))
 
     def cancel(enrolment_id: str) -> str:
         with ServiceRpcClient("enrolment") as client:
             return str(client.cancel_enrolment(enrolment_id=enrolment_id, viewer=FAMILY, payload={})["status"])
 
-    results = sorted(eventlet.GreenPool(40).imap(enrol, first_wave), key=lambda r: r["sequence"])
+    sent = [command(FAMILY, request(kid)) for kid in first_wave]
+    requests.publish(*sent)
+    results = decisions(enrolment, [c.request_id for c in sent], FAMILY, timeout=60)
+    assert [r["sequence"] for r in results] == list(range(1, 41))
     assert [r["status"] for r in results] == ["confirmed"] * 2 + ["waitlisted"] * 38
     # Both confirmed families and five in the waitlist cancel while ten more requests arrive.
     leaving = [results[0]["id"], results[1]["id"], *(r["id"] for r in results[5:10])]
     pool = eventlet.GreenPool(20)
     cancelled = [pool.spawn(cancel, enrolment_id) for enrolment_id in leaving]
-    arrived = [pool.spawn(enrol, kid) for kid in latecomers]
+    arriving = [command(FAMILY, request(kid)) for kid in latecomers]
+    requests.publish(*arriving)
     assert [c.wait() for c in cancelled] == ["cancelled"] * 7
-    late = [a.wait() for a in arrived]
-    assert all(r["status"] == "waitlisted" and r["sequence"] > 40 for r in late)
+    late = decisions(enrolment, [c.request_id for c in arriving], FAMILY, timeout=60)
+    assert [r["sequence"] for r in late] == list(range(41, 51))
+    assert all(r["status"] == "waitlisted" for r in late)
 
     roster = enrolment.offering_roster(offering_id="off-post-scuola", viewer=PROVIDER)
     # The seats went to the head of the waitlist: sequences 3 and 4.
     assert [e["sequence"] for e in roster["confirmed"]] == [3, 4]
     waiting = [e["sequence"] for e in roster["waitlist"]]
     # Then 5 and 11..40 in arrival order (6..10 left), then the latecomers.
-    assert waiting[:31] == [5, *range(11, 41)] and waiting == sorted(waiting) and len(waiting) == 41
+    assert waiting == [5, *range(11, 51)]
     assert [e["waitlist_position"] for e in roster["waitlist"]] == list(range(1, len(waiting) + 1))
     assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 41}
 
 
-def test_idempotent_request_key_returns_the_first_enrolment(
-    enrolment: Any, world: None, db: Database[dict[str, Any]]
+def test_the_same_request_published_twice_is_decided_once(
+    enrolment: Any, world: None, recorder: Any, requests: RequestPublisher, db: Database[dict[str, Any]]
 ) -> None:
-    [kid] = many_children(enrolment, 1)
-    first = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid), request_key="chiave-1")
-    again = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid), request_key="chiave-1")
-    assert again["id"] == first["id"] and again["status"] == first["status"] == "confirmed"
-    assert db.enrolments.count_documents({}) == 1
+    kids = many_children(enrolment, 3)
+    first = command(FAMILY, request(kids[0]))
+    requests.publish(first)
+    decided = decision(enrolment, first.request_id, FAMILY)
+    assert (decided["status"], decided["sequence"]) == ("confirmed", 1)
+
+    # Sent again later (a redelivery), and another one twice in a row (one batch); a
+    # refusal twice; then a last request: the partition keeps the order, so once that
+    # one is decided every copy before it was handled.
+    twice = command(FAMILY, request(kids[1]))
+    not_theirs = command(OTHER_FAMILY, request(kids[2]))
+    last = command(FAMILY, request(kids[2]))
+    requests.publish(first, twice, twice, not_theirs, not_theirs, first, last)
+    assert decision(enrolment, last.request_id, FAMILY)["sequence"] == 3
+
+    assert decision(enrolment, first.request_id, FAMILY) == decided
+    again = decision(enrolment, twice.request_id, FAMILY)
+    assert (again["status"], again["sequence"]) == ("confirmed", 2)
+    refused = decision(enrolment, not_theirs.request_id, OTHER_FAMILY)
+    assert [r["code"] for r in refused["refusal_reasons"]] == ["child_not_found"]
+    assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 1}
+    assert db.enrolments.count_documents({}) == 3
+
+    wait_for(lambda: len(EnrolmentEventRecorder.received) >= 4)
+    eventlet.sleep(3)  # a relay pass too: nothing more comes
+    received = sorted((kind, payload["enrolment_id"]) for kind, payload in EnrolmentEventRecorder.received)
+    assert received == sorted(
+        [
+            ("enrolment.confirmed", first.request_id),
+            ("enrolment.confirmed", twice.request_id),
+            ("enrolment.refused", not_theirs.request_id),
+            ("enrolment.waitlisted", last.request_id),
+        ]
+    )
 
 
 # --- events applied once ----------------------------------------------------------------------------
@@ -578,9 +723,15 @@ def test_alliance_missing_from_the_projection_is_fetched_once(
         payload = OfferingPublished(alliance_id=alliance["id"], offering=offering).model_dump(mode="json")
         with entrypoint_waiter(service, "on_offering_published", timeout=15):
             dispatch("catalog", "offering.published", payload)
-        with ServiceRpcClient("enrolment") as enrolment:
-            [kid] = many_children(enrolment, 1)
-            assert enrolment.request_enrolment(viewer=FAMILY, payload=request(kid))["status"] == "confirmed"
+        publisher = RequestPublisher(rabbit_uri)
+        try:
+            with ServiceRpcClient("enrolment") as enrolment:
+                [kid] = many_children(enrolment, 1)
+                sent = command(FAMILY, request(kid, offering_id=offering.offering_id))
+                publisher.publish(sent)
+                assert decision(enrolment, sent.request_id, FAMILY)["status"] == "confirmed"
+        finally:
+            publisher.close()
         stored = mongo_client[fresh_database].alliances.find_one({"_id": alliance["id"]})
         assert stored is not None and set(stored["comuni_istat"]) == {MARNATE, CASTELLANZA}
         assert stored["members"][ids["comune_marnate"]]["status"] == "formalized"
@@ -592,13 +743,13 @@ def test_alliance_missing_from_the_projection_is_fetched_once(
 
 
 def test_roster_shows_needs_only_to_the_provider_and_audits_each_read(
-    enrolment: Any, world: None, db: Database[dict[str, Any]]
+    enrolment: Any, world: None, ask: Ask, db: Database[dict[str, Any]]
 ) -> None:
     household_id = household(enrolment, FAMILY)
     giulia = child(enrolment, household_id, FAMILY, GIULIA)
     others = [child(enrolment, household_id, FAMILY, synthetic_child(i, PRIMARY_SCHOOL_CHILD_BORN)) for i in range(2)]
     for kid in [giulia, *others]:
-        enrolment.request_enrolment(viewer=FAMILY, payload=request(kid))
+        ask(request(kid))
     audit_before = db.audit_log.count_documents({})
 
     roster = enrolment.offering_roster(offering_id="off-post-scuola", viewer=PROVIDER)
@@ -623,9 +774,9 @@ def test_roster_shows_needs_only_to_the_provider_and_audits_each_read(
         assert error_of(raised.value)[0] == "NotFound"
 
 
-def test_lists_are_scoped_to_the_tenant(enrolment: Any, world: None) -> None:
+def test_lists_are_scoped_to_the_tenant(enrolment: Any, world: None, ask: Ask) -> None:
     [kid] = many_children(enrolment, 1)
-    created = enrolment.request_enrolment(viewer=FAMILY, payload=request(kid))
+    created = ask(request(kid))
     assert enrolment.list_enrolments(viewer=FAMILY, query={})["total"] == 1
     assert enrolment.list_enrolments(viewer=PROVIDER, query={"status": "confirmed"})["total"] == 1
     assert enrolment.list_enrolments(viewer=MANAGER, query={})["total"] == 1
@@ -639,14 +790,15 @@ def test_lists_are_scoped_to_the_tenant(enrolment: Any, world: None) -> None:
 # --- attendance ---------------------------------------------------------------------------------------
 
 
-def test_attendance_register_totals_and_csv(enrolment: Any, world: None, db: Database[dict[str, Any]]) -> None:
+def test_attendance_register_totals_and_csv(
+    enrolment: Any, world: None, ask: Ask, db: Database[dict[str, Any]]
+) -> None:
     household_id = household(enrolment, FAMILY)
     giulia = child(enrolment, household_id, FAMILY, GIULIA)
     hours_kid = child(enrolment, household_id, FAMILY, synthetic_child(3, PRIMARY_SCHOOL_CHILD_BORN))
-    full = enrolment.request_enrolment(viewer=FAMILY, payload=request(giulia))
-    package = enrolment.request_enrolment(
-        viewer=FAMILY, payload=request(hours_kid, attendance_mode="hour_package", hours=20)
-    )
+    full = ask(request(giulia))
+    package = ask(request(hours_kid, attendance_mode="hour_package", hours=20))
+    assert full["status"] == package["status"] == "confirmed"
     # Time passes: both enrolments started three days ago (dates are stored as data).
     start = TODAY - timedelta(days=3)
     db.enrolments.update_many({}, {"$set": {"period.start": start.isoformat()}})
@@ -717,8 +869,8 @@ class Crash(Exception):
     """Stands for the process dying at that point."""
 
 
-def stored_request(db: Database[dict[str, Any]], enrolment_id: str, kid: str, age_seconds: float = 0) -> Enrolment:
-    """A request as the request path stores it, before its seat is decided."""
+def stored_request(db: Database[dict[str, Any]], enrolment_id: str, kid: str) -> Enrolment:
+    """A request as admission stores it, before its seat is decided."""
     child = repo(db).child(kid)
     assert child is not None
     record = Enrolment(
@@ -738,7 +890,7 @@ def stored_request(db: Database[dict[str, Any]], enrolment_id: str, kid: str, ag
         attendance_mode=AttendanceMode.FULL,
         chosen_weekdays=None,
         hours=None,
-        requested_at=datetime.now(UTC) - timedelta(seconds=age_seconds),
+        requested_at=datetime.now(UTC),
     )
     assert repo(db).add_enrolment(record)
     return record
@@ -756,7 +908,7 @@ def test_events_of_a_decision_whose_publishing_crashed_are_published_by_the_rela
     # Right after a relay pass, so the next one (2 s later) finds the events left behind.
     with entrypoint_waiter(service, "relay_outbox", timeout=10):
         pass
-    seating.decide(repo(db), Runtime(dispatch=crash), "off-post-scuola", records)
+    seating.decide(repo(db), Runtime(dispatch=crash), "off-post-scuola", [(record, ()) for record in records])
     stored = db.seats.find_one({"_id": "off-post-scuola"})
     assert stored is not None and len(stored["_outbox"]) == 3
 
@@ -770,29 +922,6 @@ def test_events_of_a_decision_whose_publishing_crashed_are_published_by_the_rela
     assert statuses == ["confirmed", "confirmed", "waitlisted"]
     assert enrolment.seat_counts(offering_id="off-post-scuola") == {"confirmed": 2, "waitlisted": 1}
     wait_for(lambda: db.seats.find_one({"_id": "off-post-scuola"})["_outbox"] == [])  # type: ignore[index]
-
-
-def test_a_request_left_undecided_by_a_crash_is_decided_by_the_relay(
-    db: Database[dict[str, Any]], service: Any, enrolment: Any, world: None
-) -> None:
-    [kid] = many_children(enrolment, 1)
-    # Stored and noted, then the process died before deciding: nobody reads it.
-    repo(db).note_undecided("left-behind", "off-post-scuola", datetime.now(UTC) - timedelta(seconds=10))
-    stored_request(db, "left-behind", kid, age_seconds=10)
-    wait_for(lambda: (repo(db).seats("off-post-scuola") or OfferingSeats("none")).knows("left-behind"), timeout=15)
-    assert enrolment.get_enrolment(enrolment_id="left-behind", viewer=FAMILY)["status"] == "confirmed"
-    assert db.undecided.count_documents({}) == 0
-
-
-def test_a_request_left_undecided_is_decided_by_the_next_read(
-    db: Database[dict[str, Any]], service: Any, enrolment: Any, world: None
-) -> None:
-    kids = many_children(enrolment, 2)
-    stored_request(db, "unread", kids[0], age_seconds=10)
-    found = enrolment.get_enrolment(enrolment_id="unread", viewer=FAMILY)
-    assert (found["status"], found["sequence"]) == ("confirmed", 1)
-    # Its seat counts: the next request comes after it.
-    assert enrolment.request_enrolment(viewer=FAMILY, payload=request(kids[1]))["sequence"] == 2
 
 
 # --- tolerant reader ---------------------------------------------------------------------------------------
