@@ -50,6 +50,9 @@ CanReadAttendance = Depends(require_scope("attendance:read"))
 CanWriteAttendance = Depends(require_scope("attendance:write"))
 
 
+STILL_DECIDING = "La richiesta è ancora in elaborazione: si potrà annullare appena decisa (tra pochi secondi)."
+
+
 class EnrolmentStatus(StrEnum):
     REQUESTED = "requested"
     CONFIRMED = "confirmed"
@@ -246,12 +249,19 @@ async def cancel_enrolment(
     enrolment_id: EnrolmentId,
     rpc: Rpc,
     principal: CurrentPrincipal,
+    receipts: Receipts,
     body: Annotated[CancelRequest | None, Body()] = None,
 ) -> Any:
     payload = (body or CancelRequest()).model_dump(mode="json")
-    result = await rpc.call(
-        "enrolment", "cancel_enrolment", enrolment_id=enrolment_id, viewer=viewer_of(principal), payload=payload
-    )
+    try:
+        result = await rpc.call(
+            "enrolment", "cancel_enrolment", enrolment_id=enrolment_id, viewer=viewer_of(principal), payload=payload
+        )
+    except NotFound:
+        if receipts.verify(principal.subject, enrolment_id) is None:
+            raise
+        # Accepted, not decided yet: there is nothing to cancel until there is a decision.
+        raise ProblemError(409, "Richiesta in elaborazione", STILL_DECIDING, {"Retry-After": "1"}) from None
     return service_json(result)
 
 

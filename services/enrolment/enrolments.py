@@ -31,6 +31,7 @@ from services.enrolment.records import AuditEntry, AuditPurpose, Enrolment, List
 from services.enrolment.seats import UNDECIDED, OfferingSeats, Placement, SeatEvent
 
 STILL_DECIDING = "La richiesta è ancora in elaborazione: riprova tra qualche secondo."
+NOTHING_TO_CANCEL = "La richiesta è stata respinta: non c'è nulla da annullare."
 
 
 def _enrolment_out(record: Enrolment, placement: Placement) -> EnrolmentOut:
@@ -208,7 +209,10 @@ def cancel_enrolment(
     repo: Repository, enrolment_id: str, viewer: Viewer, reason: str | None, runtime: Runtime
 ) -> EnrolmentOut:
     """Cancel; a freed seat goes to the first waitlisted child in the same write."""
-    record = access.visible_enrolment(viewer, repo.enrolment(enrolment_id))
+    stored = repo.enrolment(enrolment_id)
+    if stored is None and any(access.may_read_refusal(viewer, r.owner_subject) for r in repo.refusals([enrolment_id])):
+        raise Conflict(NOTHING_TO_CANCEL)
+    record = access.visible_enrolment(viewer, stored)
     access.ensure_may_cancel(viewer)
 
     def cancel(seats: OfferingSeats, now: datetime) -> list[SeatEvent]:

@@ -178,14 +178,21 @@ def wait_projected(operator: httpx.Client, offering_id: str, timeout: float = 20
         time.sleep(0.2)
 
 
-def enrol_and_wait(family: httpx.Client, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
-    """Request an enrolment and wait for its decision (201 decided, or 202 then poll)."""
-    response = family.post("/v1/enrolments", json=body, headers={"Prefer": f"wait={int(timeout)}"})
-    assert response.status_code in (201, 202), response.text
-    enrolment: dict[str, Any] = response.json()
+PREFER_WAIT = {"Prefer": "wait=10"}  # the longest wait the gateway honours, as an integrator would ask
+
+
+def wait_decided(family: httpx.Client, enrolment: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+    """Poll ``GET /v1/enrolments/{id}`` until the request is no longer ``requested``."""
     deadline = time.monotonic() + timeout
     while enrolment["status"] == "requested":
-        assert time.monotonic() < deadline, "the enrolment was never decided"
+        assert time.monotonic() < deadline, f"the enrolment {enrolment['id']} was never decided"
         time.sleep(0.2)
         enrolment = ok(family.get(f"/v1/enrolments/{enrolment['id']}"))
     return enrolment
+
+
+def enrol_and_wait(family: httpx.Client, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+    """Request an enrolment and wait for its decision (201 decided, or 202 then poll)."""
+    response = family.post("/v1/enrolments", json=body, headers=PREFER_WAIT)
+    assert response.status_code in (201, 202), response.text
+    return wait_decided(family, response.json(), timeout)

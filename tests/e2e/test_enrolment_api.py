@@ -4,9 +4,11 @@ Offerings are created and published through the catalog's routes; the enrolment
 service learns of them from the catalog's events, as in production.
 """
 
+import json
+import re
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import eventlet
@@ -14,8 +16,8 @@ import httpx
 import pytest
 
 from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD, load_families, synthetic_child, synthetic_household
-from services.enrolment.domain import today_in_rome
-from tests.e2e.builders import assert_problem, ok
+from services.enrolment.domain import ROME, today_in_rome
+from tests.e2e.builders import PREFER_WAIT, assert_problem, enrol_and_wait, ok, wait_decided
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +27,7 @@ CREMA_ISTAT = "019035"
 TODAY = today_in_rome()
 EASTER_2027 = ("2027-03-25", "2027-03-30")
 PRIMARY_SCHOOL_CHILD_BORN = date(TODAY.year - 8, 2, 1)
+PROTOCOL = re.compile(r"ISC-\d{8}-\d{6}-[0-9A-F]{8}")
 
 
 def offering_body(
@@ -147,13 +150,14 @@ def test_demo_family_enrols_giulia_for_the_easter_break(
     assert offering_id in {o["id"] for o in found["items"]}
 
     body = enrolment_body(giulia["id"], offering_id, start=EASTER_2027[0], days=5)
-    key = {"Idempotency-Key": str(uuid.uuid4())}
+    key = {"Idempotency-Key": str(uuid.uuid4()), **PREFER_WAIT}
     first = rossi.post("/v1/enrolments", json=body, headers=key)
     created = ok(first, 201)
     assert created["status"] == "confirmed" and created["sequence"] == 1
     assert created["child_codice_fiscale"] == "RSS************N"
+    assert PROTOCOL.fullmatch(created["protocol"]), created["protocol"]
 
-    # The same key again: the first answer, byte for byte, and nothing new.
+    # The same key again: the same request with its outcome now, and nothing new.
     again = rossi.post("/v1/enrolments", json=body, headers=key)
     assert again.status_code == 201 and again.json() == created
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -164,6 +168,7 @@ def test_demo_family_enrols_giulia_for_the_easter_break(
 
     mine = ok(rossi.get(f"/v1/enrolments/{created['id']}"))
     assert mine["status_label"] == "confermata" and mine["offering_title"] == "Pasqua insieme DSA"
+    assert mine["protocol"] == created["protocol"]
 
     roster = ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))
     assert roster["needs_disclosed"] is True
@@ -227,11 +232,42 @@ def test_refusals_list_every_reason(stack: Stack, totem: httpx.Client, marnate: 
     teenager = register_child(
         family, household_id, {**synthetic_child(9, date(TODAY.year - 13, 1, 10)), "needs": ["disabilita"]}
     )
-    body = assert_problem(family.post("/v1/enrolments", json=enrolment_body(teenager, offering_id)), 422)
-    assert [e["field"] for e in body["errors"]] == ["age_out_of_range", "needs_not_supported", "not_in_alliance"]
-    assert "Il bambino avrà" in body["errors"][0]["message"]
-    assert ok(family.get("/v1/enrolments"))["total"] == 0
+    refused = ok(family.post("/v1/enrolments", json=enrolment_body(teenager, offering_id), headers=PREFER_WAIT), 201)
+    assert refused["status"] == "refused" and refused["status_label"] == "respinta"
+    assert [r["code"] for r in refused["refusal_reasons"]] == [
+        "age_out_of_range",
+        "needs_not_supported",
+        "not_in_alliance",
+    ]
+    assert refused["refusal_reasons"][0]["message"].startswith("Il bambino avrà")
+    assert "non è attrezzato per questi bisogni" in refused["refusal_reasons"][1]["message"]
+    assert "Comune dell'alleanza" in refused["refusal_reasons"][2]["message"]
+    assert refused["sequence"] is None and refused["waitlist_position"] is None
+    assert ok(family.get(f"/v1/enrolments/{refused['id']}")) == refused
+    assert_problem(family.post(f"/v1/enrolments/{refused['id']}/cancel"), 409)  # nothing to cancel
+    # Nothing taken: no seat, no waitlist; staff never request for a family.
+    roster = ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))
+    assert (roster["confirmed_count"], roster["confirmed"], roster["waitlist"]) == (0, [], [])
     assert_problem(totem.post("/v1/enrolments", json=enrolment_body(teenager, offering_id)), 403)
+
+
+def test_a_toddler_with_unsupported_needs_is_refused_for_both_reasons_in_italian(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=5))
+    family = new_family(stack)
+    household_id = register_household(family)  # resident in Marnate: in the alliance
+    toddler = register_child(
+        family, household_id, {**synthetic_child(4, date(TODAY.year - 2, 1, 10)), "needs": ["disabilita"]}
+    )
+    refused = enrol_and_wait(family, enrolment_body(toddler, offering_id))
+    assert refused["status"] == "refused"
+    codes = {r["code"]: r["message"] for r in refused["refusal_reasons"]}
+    assert list(codes) == ["age_out_of_range", "needs_not_supported"]
+    assert (
+        codes["age_out_of_range"].startswith("Il bambino avrà") and "il servizio accoglie" in codes["age_out_of_range"]
+    )
+    assert codes["needs_not_supported"].startswith("Il servizio non è attrezzato per questi bisogni del bambino")
 
 
 def test_cancellation_promotes_the_first_waitlisted_and_attendance_is_kept(
@@ -241,7 +277,8 @@ def test_cancellation_promotes_the_first_waitlisted_and_attendance_is_kept(
     family = new_family(stack)
     household_id = register_household(family)
     kids = [register_child(family, household_id, synthetic_child(i, PRIMARY_SCHOOL_CHILD_BORN)) for i in range(3)]
-    first, second, third = (ok(family.post("/v1/enrolments", json=enrolment_body(k, offering_id)), 201) for k in kids)
+    # Requested one after the other through the queue: decided in that order.
+    first, second, third = (enrol_and_wait(family, enrolment_body(k, offering_id)) for k in kids)
     assert (first["status"], second["status"], third["status"]) == ("confirmed", "waitlisted", "waitlisted")
     assert (second["waitlist_position"], third["waitlist_position"]) == (1, 2)
 
@@ -253,6 +290,9 @@ def test_cancellation_promotes_the_first_waitlisted_and_attendance_is_kept(
     promoted = ok(family.get(f"/v1/enrolments/{second['id']}"))
     assert promoted["status"] == "confirmed" and promoted["promoted"] is True
     assert ok(family.get(f"/v1/enrolments/{third['id']}"))["waitlist_position"] == 1
+    roster = ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))
+    assert [e["enrolment_id"] for e in roster["confirmed"]] == [second["id"]]
+    assert [e["enrolment_id"] for e in roster["waitlist"]] == [third["id"]]
 
     day = TODAY.isoformat()
     recorded = ok(
@@ -298,10 +338,162 @@ def test_concurrent_duplicates_with_one_key_create_one_enrolment(
 
     responses = list(eventlet.GreenPool(8).imap(send, range(8)))
     statuses = sorted(r.status_code for r in responses)
-    assert 201 in statuses and set(statuses) <= {201, 409}, statuses
-    assert 409 in statuses, "a duplicate sent while the first runs must get 409"
-    assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+    # The first is accepted (202); the others replay it (202, or 201 once decided) or,
+    # while the first is still being accepted, are told so (409).
+    assert 202 in statuses and set(statuses) <= {201, 202, 409}, statuses
+    answered = [r.json() for r in responses if r.status_code in (201, 202)]
+    assert len({(e["id"], e["protocol"]) for e in answered}) == 1
     for conflict in (r for r in responses if r.status_code == 409):
         assert conflict.headers["content-type"].startswith("application/problem+json")
+    enrolment = wait_decided(family, answered[0])
+    assert enrolment["status"] == "confirmed"
     assert ok(family.get("/v1/enrolments"))["total"] == 1
+    assert ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))["confirmed_count"] == 1
+
+
+# --- what a family and an integrator see of the asynchronous request --------------------------------
+
+
+def test_a_request_is_accepted_at_once_with_a_protocol_and_decided_soon_after(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=5))
+    family = new_family(stack)
+    kid = register_child(family, register_household(family), synthetic_child(2, PRIMARY_SCHOOL_CHILD_BORN))
+    body = enrolment_body(kid, offering_id)
+
+    response = family.post("/v1/enrolments", json=body)
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert re.fullmatch(r"[0-9a-f]{32}", accepted["id"]), accepted["id"]
+    assert response.headers["Location"] == f"/v1/enrolments/{accepted['id']}"
+    assert "Preference-Applied" not in response.headers
+    assert accepted["status"] == "requested" and accepted["status_label"] == "richiesta"
+    assert PROTOCOL.fullmatch(accepted["protocol"]), accepted["protocol"]
+    # The protocol names the acceptance time in Rome and part of the id.
+    at = datetime.fromisoformat(accepted["accepted_at"])
+    assert accepted["protocol"][4:19] == at.astimezone(ROME).strftime("%Y%m%d-%H%M%S")
+    assert accepted["protocol"][20:] == accepted["id"][12:20].upper()
+    assert abs((datetime.now(UTC) - at).total_seconds()) < 60
+    assert accepted["requested_at"] == accepted["accepted_at"]
+    assert (accepted["offering_id"], accepted["child_id"], accepted["period"]) == (
+        offering_id,
+        kid,
+        body["period"],
+    )
+    assert accepted["sequence"] is None and accepted["decided_at"] is None and accepted["refusal_reasons"] == []
+
+    right_after = ok(family.get(response.headers["Location"]))
+    assert right_after["id"] == accepted["id"] and right_after["protocol"] == accepted["protocol"]
+    assert right_after["status"] in ("requested", "confirmed"), right_after
+    decided = wait_decided(family, right_after)
+    assert decided["status"] == "confirmed" and decided["sequence"] == 1
+    assert decided["protocol"] == accepted["protocol"] and decided["decided_at"] is not None
+    assert datetime.fromisoformat(decided["accepted_at"]) == at
+    assert [e["id"] for e in ok(family.get("/v1/enrolments"))["items"]] == [accepted["id"]]
+
+
+def test_prefer_wait_answers_with_the_decision_and_is_capped_at_ten_seconds(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=1))
+    family = new_family(stack)
+    household_id = register_household(family)
+    first, second = (
+        register_child(family, household_id, synthetic_child(i, PRIMARY_SCHOOL_CHILD_BORN)) for i in (5, 6)
+    )
+
+    response = family.post("/v1/enrolments", json=enrolment_body(first, offering_id), headers=PREFER_WAIT)
+    confirmed = ok(response, 201)
+    assert response.headers["Preference-Applied"] == "wait=10"
+    assert response.headers["Location"] == f"/v1/enrolments/{confirmed['id']}"
+    assert confirmed["status"] == "confirmed" and confirmed["sequence"] == 1
+    assert PROTOCOL.fullmatch(confirmed["protocol"])
+
+    response = family.post("/v1/enrolments", json=enrolment_body(second, offering_id), headers={"Prefer": "wait=60"})
+    waitlisted = ok(response, 201)
+    assert response.headers["Preference-Applied"] == "wait=10"
+    assert waitlisted["status"] == "waitlisted" and waitlisted["waitlist_position"] == 1
+    assert waitlisted["status_label"] == "in lista d'attesa"
+
+
+def test_a_request_for_another_familys_child_is_refused_and_leaks_nothing(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=5))
+    owner = new_family(stack)
+    child = register_child(owner, register_household(owner), GIULIA)
+    stranger = new_family(stack)
+    register_household(stranger, synthetic_household(7))
+
+    refused = enrol_and_wait(stranger, enrolment_body(child, offering_id))
+    assert refused["status"] == "refused"
+    assert [r["code"] for r in refused["refusal_reasons"]] == ["child_not_found"]
+    assert refused["refusal_reasons"][0]["message"] == "Bambino non trovato."
+    assert (refused["child_name"], refused["child_codice_fiscale"], refused["household_id"]) == (None, None, None)
+    assert GIULIA["first_name"] not in json.dumps(refused) and GIULIA["codice_fiscale"] not in json.dumps(refused)
+    # Only the family that asked reads it; the child's own family does not see the request.
+    assert ok(stranger.get(f"/v1/enrolments/{refused['id']}"))["status"] == "refused"
+    assert_problem(owner.get(f"/v1/enrolments/{refused['id']}"), 404)
+    assert ok(owner.get("/v1/enrolments"))["total"] == 0
+    assert ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))["confirmed_count"] == 0
+
+
+def test_a_request_for_an_unknown_offering_is_refused(stack: Stack) -> None:
+    family = new_family(stack)
+    kid = register_child(family, register_household(family), synthetic_child(3, PRIMARY_SCHOOL_CHILD_BORN))
+    refused = enrol_and_wait(family, enrolment_body(kid, uuid.uuid4().hex))
+    assert refused["status"] == "refused"
+    assert [r["code"] for r in refused["refusal_reasons"]] == ["offering_not_found"]
+    assert refused["refusal_reasons"][0]["message"] == "Servizio non trovato."
+    assert_problem(new_family(stack).get(f"/v1/enrolments/{refused['id']}"), 404)
+
+
+def test_a_request_id_is_readable_only_by_the_family_it_was_issued_to(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    family_a, family_b = new_family(stack), new_family(stack)
+    assert_problem(family_a.get(f"/v1/enrolments/{uuid.uuid4().hex}"), 404)  # made up: never issued
+
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=5))
+    kid = register_child(family_a, register_household(family_a), synthetic_child(8, PRIMARY_SCHOOL_CHILD_BORN))
+    response = family_a.post("/v1/enrolments", json=enrolment_body(kid, offering_id))
+    accepted = ok(response, 202)
+    # Right away (most likely still undecided) and after the decision: 404 for family B.
+    assert_problem(family_b.get(f"/v1/enrolments/{accepted['id']}"), 404)
+    assert ok(family_a.get(f"/v1/enrolments/{accepted['id']}"))["protocol"] == accepted["protocol"]
+    assert wait_decided(family_a, accepted)["status"] == "confirmed"
+    assert_problem(family_b.get(f"/v1/enrolments/{accepted['id']}"), 404)
+    # A receipt id with one digit changed proves nothing.
+    forged = accepted["id"][:-1] + ("0" if accepted["id"][-1] != "0" else "1")
+    assert_problem(family_a.get(f"/v1/enrolments/{forged}"), 404)
+
+
+def test_an_idempotency_key_replays_the_same_request_with_its_current_outcome(
+    stack: Stack, totem: httpx.Client, marnate: str
+) -> None:
+    offering_id = publish_offering(totem, offering_body(marnate, capacity=5))
+    family = new_family(stack)
+    kid = register_child(family, register_household(family), synthetic_child(4, PRIMARY_SCHOOL_CHILD_BORN))
+    body = enrolment_body(kid, offering_id)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+
+    accepted = ok(family.post("/v1/enrolments", json=body, headers=key), 202)
+    again = family.post("/v1/enrolments", json=body, headers=key)
+    assert again.status_code in (201, 202), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (again.json()["id"], again.json()["protocol"]) == (accepted["id"], accepted["protocol"])
+    assert again.headers["Location"] == f"/v1/enrolments/{accepted['id']}"
+
+    decided = wait_decided(family, accepted)
+    assert decided["status"] == "confirmed"
+    replayed = family.post("/v1/enrolments", json=body, headers=key)
+    assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == decided
+
+    different = {**body, "attendance_mode": "hour_package", "hours": 20}
+    problem = assert_problem(family.post("/v1/enrolments", json=different, headers=key), 422)
+    assert "Traceback" not in json.dumps(problem)
+    listed = ok(family.get("/v1/enrolments"))
+    assert listed["total"] == 1 and listed["items"][0]["id"] == accepted["id"]
     assert ok(totem.get(f"/v1/offerings/{offering_id}/enrolments"))["confirmed_count"] == 1

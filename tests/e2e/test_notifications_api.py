@@ -17,7 +17,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from conciliare.demo.families import GIULIA, ROSSI_HOUSEHOLD
-from tests.e2e.builders import ok
+from tests.e2e.builders import enrol_and_wait, ok
 from tests.e2e.conftest import Stack, _free_port
 from tests.e2e.test_enrolment_api import (
     EASTER_2027,
@@ -85,9 +85,7 @@ def test_a_confirmed_enrolment_reaches_the_family_and_the_integrator_once(
     family = stack.user(f"famiglia.{uuid.uuid4().hex[:8]}", "family")
     household_id = register_household(family, ROSSI_HOUSEHOLD)
     child_id = register_child(family, household_id, GIULIA)
-    enrolment = ok(
-        family.post("/v1/enrolments", json=enrolment_body(child_id, offering_id, start=EASTER_2027[0], days=5)), 201
-    )
+    enrolment = enrol_and_wait(family, enrolment_body(child_id, offering_id, start=EASTER_2027[0], days=5))
     assert enrolment["status"] == "confirmed"
 
     # La Posta

@@ -564,9 +564,9 @@ def test_killing_the_active_instance_mid_stream_decides_every_request_exactly_on
         counts = client.seat_counts(offering_id="off-post-scuola")
     assert decided_at_kill < len(sent)
     sequences = [r["sequence"] for r in results]
-    # Every request decided once: no sequence given twice, none skipped, seats never above capacity.
-    assert sorted(sequences) == list(range(1, 121))
-    assert sequences[:decided_at_kill] == list(range(1, decided_at_kill + 1))
+    # Every request decided once, in the order it was published: the killed instance's
+    # unacknowledged requests went back to the queue, in order, before the other took over.
+    assert sequences == list(range(1, 121))
     assert sorted(r["sequence"] for r in results if r["status"] == "confirmed") == list(range(1, 11))
     assert all(r["waitlist_position"] == r["sequence"] - 10 for r in results if r["status"] == "waitlisted")
     assert counts == {"confirmed": 10, "waitlisted": 110}

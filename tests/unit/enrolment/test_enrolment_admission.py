@@ -296,8 +296,10 @@ def test_a_request_for_another_familys_child_is_refused_as_not_found_and_only_it
     for stranger in (OTHER_FAMILY, PROVIDER, MANAGER):  # the child's own family learns nothing either
         with pytest.raises(NotFound):
             world.get(command.request_id, stranger)
-    with pytest.raises(NotFound):
+    with pytest.raises(Conflict, match="respinta"):  # its family: there is nothing to cancel
         world.cancel(command.request_id)
+    with pytest.raises(NotFound):
+        world.cancel(command.request_id, OTHER_FAMILY)
     assert world.repo.refusals([command.request_id]) == [
         RefusedRequest(
             id=command.request_id,

@@ -213,3 +213,17 @@ def test_a_keyed_receipt_is_the_same_for_the_same_key_and_first_time() -> None:
 def test_prefer_wait_is_read_as_rfc_7240_says(headers: list[str], expected: int | None) -> None:
     scope = {"type": "http", "headers": [(b"prefer", h.encode()) for h in headers]}
     assert preferred_wait(Request(scope)) == expected
+
+
+async def test_cancelling_a_request_not_decided_yet_says_so_instead_of_404(
+    family: httpx.AsyncClient, other_family: httpx.AsyncClient, intake: FakeIntake, rpc: FakeRpc
+) -> None:
+    def answer(_service: str, _method: str, _kwargs: dict[str, Any]) -> Any:
+        raise NotFound("Iscrizione non trovata.")
+
+    rpc.answer = answer
+    accepted = (await family.post("/v1/enrolments", json=BODY)).json()
+    mine = await family.post(f"/v1/enrolments/{accepted['id']}/cancel")
+    assert mine.status_code == 409 and mine.headers["retry-after"] == "1"
+    assert "elaborazione" in mine.json()["detail"]
+    assert (await other_family.post(f"/v1/enrolments/{accepted['id']}/cancel")).status_code == 404
