@@ -34,6 +34,10 @@ class Lookups:
     alliance: Lookup
 
 
+def _guardian_addresses(household: dict[str, Any]) -> list[str]:
+    return [g["email"] for g in household.get("guardians", []) if g.get("email")]
+
+
 def _day(value: str) -> str:
     return date.fromisoformat(value).strftime("%d/%m/%Y")
 
@@ -58,7 +62,7 @@ def enrolment_notice(kind: EventKind, event: EnrolmentEvent, lookups: Lookups) -
         "position": position,
         "reason": event.reason if isinstance(event, EnrolmentCancelled) else None,
     }
-    guardians = [g["email"] for g in household.get("guardians", []) if g.get("email")]
+    guardians = _guardian_addresses(household)
     webhook_data = {
         "alliance_id": event.alliance_id,
         "enrolment_id": event.enrolment_id,
@@ -147,7 +151,7 @@ def refusal_notice(event: EnrolmentRefused, lookups: Lookups) -> Prepared | None
         "offering_title": enrolment.get("offering_title") or "servizio",
         "reasons": [reason.message for reason in event.reasons],
     }
-    guardians = [g["email"] for g in household.get("guardians", []) if g.get("email")]
+    guardians = _guardian_addresses(household)
     return Prepared(
         notice=Notice(
             kind=EventKind.ENROLMENT_REFUSED,

@@ -76,6 +76,11 @@ async def other_family(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def not_known_yet(_service: str, _method: str, _kwargs: dict[str, Any]) -> Any:
+    """The enrolment service's answer for a request it has not decided (or never saw)."""
+    raise NotFound("Iscrizione non trovata.")
+
+
 def decided(status: str = "confirmed") -> dict[str, Any]:
     return {"id": "x", "status": status, "sequence": 1}
 
@@ -148,10 +153,7 @@ async def test_prefer_wait_answers_201_with_the_decision_when_it_arrives(
 async def test_prefer_wait_gives_up_with_202_and_says_what_it_applied(
     family: httpx.AsyncClient, intake: FakeIntake, rpc: FakeRpc
 ) -> None:
-    def answer(_service: str, _method: str, _kwargs: dict[str, Any]) -> Any:
-        raise NotFound("Iscrizione non trovata.")
-
-    rpc.answer = answer
+    rpc.answer = not_known_yet
     response = await family.post("/v1/enrolments", json=BODY, headers={"Prefer": "respond-async, wait=1"})
     assert response.status_code == 202 and response.json()["status"] == "requested"
     assert response.headers["preference-applied"] == "wait=1"
@@ -160,10 +162,7 @@ async def test_prefer_wait_gives_up_with_202_and_says_what_it_applied(
 async def test_an_undecided_request_reads_requested_for_its_family_only(
     family: httpx.AsyncClient, other_family: httpx.AsyncClient, intake: FakeIntake, rpc: FakeRpc
 ) -> None:
-    def answer(_service: str, _method: str, _kwargs: dict[str, Any]) -> Any:
-        raise NotFound("Iscrizione non trovata.")
-
-    rpc.answer = answer
+    rpc.answer = not_known_yet
     accepted = (await family.post("/v1/enrolments", json=BODY)).json()
     mine = await family.get(f"/v1/enrolments/{accepted['id']}")
     assert mine.status_code == 200
@@ -218,10 +217,7 @@ def test_prefer_wait_is_read_as_rfc_7240_says(headers: list[str], expected: int 
 async def test_cancelling_a_request_not_decided_yet_says_so_instead_of_404(
     family: httpx.AsyncClient, other_family: httpx.AsyncClient, intake: FakeIntake, rpc: FakeRpc
 ) -> None:
-    def answer(_service: str, _method: str, _kwargs: dict[str, Any]) -> Any:
-        raise NotFound("Iscrizione non trovata.")
-
-    rpc.answer = answer
+    rpc.answer = not_known_yet
     accepted = (await family.post("/v1/enrolments", json=BODY)).json()
     mine = await family.post(f"/v1/enrolments/{accepted['id']}/cancel")
     assert mine.status_code == 409 and mine.headers["retry-after"] == "1"
