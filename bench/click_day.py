@@ -270,9 +270,11 @@ async def _children(stack: Stack, label: str, families: int, count: int) -> list
 # --- the burst (timed by vegeta) -------------------------------------------------------------
 
 
-def _targets(gateway: str, offering_ids: Sequence[str], children: Sequence[Child], today: date) -> list[dict[str, Any]]:
+def _targets(
+    gateway: str, offering_ids: Sequence[str], children: Sequence[Child], today: date, idempotency_keys: bool
+) -> list[dict[str, Any]]:
     """One distinct request per child; request ``k`` goes to offering ``k mod len(offering_ids)``,
-    so the offerings' requests are interleaved in time."""
+    so the offerings' requests are interleaved in time. Each has an ``Idempotency-Key`` unless told not to."""
     period = {"start": today.isoformat(), "end": (today + timedelta(days=60)).isoformat()}
     targets = []
     for k, child in enumerate(children):
@@ -283,7 +285,7 @@ def _targets(gateway: str, offering_ids: Sequence[str], children: Sequence[Child
             "attendance_mode": "full",
         }
         headers = {"Authorization": f"Bearer {child.token}", "Content-Type": "application/json"}
-        if os.environ.get("CLICK_DAY_IDEMPOTENCY_KEYS", "1") == "1":
+        if idempotency_keys:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         targets.append(vegeta.json_target("POST", f"{gateway}/v1/enrolments", headers, json.dumps(body).encode()))
     return targets
@@ -565,6 +567,7 @@ class Scenario:
     offerings: int
     per_offering: int
     seats: int
+    idempotency_keys: bool = True
 
     @property
     def requests(self) -> int:
@@ -578,7 +581,7 @@ class Scenario:
 async def run_scenario(stack: Stack, scenario: Scenario, families: int, binary: Path) -> dict[str, Any]:
     offering_ids = await _publish_offerings(stack, scenario.offerings, scenario.seats)
     children = await _children(stack, scenario.name, families, scenario.requests)
-    targets = _targets(stack.gateway, offering_ids, children, stack.today)
+    targets = _targets(stack.gateway, offering_ids, children, stack.today, scenario.idempotency_keys)
 
     at_start = cpu.snapshot()
     hits, usage = await asyncio.to_thread(_fire, binary, targets)
@@ -641,9 +644,11 @@ async def run(gateway: str, scenarios: list[Scenario], families: int) -> dict[st
 def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     chosen = []
     if args.scenario in ("one", "both"):
-        chosen.append(Scenario("one", 1, args.requests, args.seats))
+        chosen.append(Scenario("one", 1, args.requests, args.seats, not args.no_idempotency_keys))
     if args.scenario in ("many", "both"):
-        chosen.append(Scenario("many", args.offerings, args.per_offering, args.seats_per_offering))
+        chosen.append(
+            Scenario("many", args.offerings, args.per_offering, args.seats_per_offering, not args.no_idempotency_keys)
+        )
     return chosen
 
 
@@ -657,6 +662,9 @@ def main() -> None:
     parser.add_argument("--per-offering", type=int, default=100, help="scenario many: requests per offering")
     parser.add_argument("--seats-per-offering", type=int, default=10, help="scenario many: seats per offering")
     parser.add_argument("--families", type=int, default=20, help="family users per scenario (children spread)")
+    parser.add_argument(
+        "--no-idempotency-keys", action="store_true", help="send no Idempotency-Key (clients that do not retry)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "click_day.json")
     args = parser.parse_args()
     try:

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Callable, Coroutine, Iterator
+from functools import lru_cache
 from typing import Annotated, Any, Final
 
 import jwt
@@ -55,15 +56,14 @@ async def settings_dependency() -> GatewaySettings:
 # thread pool, a hand-off that costs more than these functions themselves.
 Settings = Annotated[GatewaySettings, Depends(settings_dependency)]
 
-_issuers: dict[str, ReceiptIssuer] = {}
+
+@lru_cache(maxsize=4)
+def _receipt_issuer(secret: str) -> ReceiptIssuer:
+    return ReceiptIssuer(secret.encode())
 
 
 async def get_receipts(settings: Settings) -> ReceiptIssuer:
-    secret = settings.jwt_secret.get_secret_value()
-    issuer = _issuers.get(secret)
-    if issuer is None:
-        issuer = _issuers[secret] = ReceiptIssuer(secret.encode())
-    return issuer
+    return _receipt_issuer(settings.jwt_secret.get_secret_value())
 
 
 Receipts = Annotated[ReceiptIssuer, Depends(get_receipts)]

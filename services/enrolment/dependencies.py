@@ -7,6 +7,7 @@ now" instead of a worker waiting forever.
 """
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import eventlet
@@ -15,7 +16,6 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import ServiceRpc
 
 from conciliare.chassis.mongo import MongoRepositoryProvider
-from services.enrolment.ports import Dispatch
 from services.enrolment.repository import MongoRepository, ensure_indexes
 
 log = logging.getLogger(__name__)
@@ -88,26 +88,24 @@ class SoonPublisher:
         self._publishing: set[str] = set()
         self._again: set[str] = set()
 
-    def soon(self, repo: MongoRepository, dispatch: Dispatch, offering_id: str) -> None:
+    def soon(self, offering_id: str, publish: Callable[[], None]) -> None:
+        """Run ``publish`` (the offering's queued events) beside the caller; again if asked meanwhile."""
         if offering_id in self._publishing:
             self._again.add(offering_id)
             return
         self._publishing.add(offering_id)
 
-        def publish() -> None:
+        def rounds() -> None:
             try:
                 while True:
                     self._again.discard(offering_id)
-                    try:
-                        repo.publish_seat_events(offering_id, dispatch)
-                    except Exception:
-                        log.exception("events of offering %s left for the relay", offering_id)
+                    publish()
                     if offering_id not in self._again:
                         return
             finally:
                 self._publishing.discard(offering_id)
 
-        eventlet.spawn_n(publish)
+        eventlet.spawn_n(rounds)
 
 
 class Publishing(DependencyProvider):  # type: ignore[misc]

@@ -31,7 +31,7 @@ from conciliare.contracts.enrolment_requests import EnrolmentRequested
 from conciliare.contracts.partners import AllianceCreated, MembershipChanged
 from conciliare.errors import ValidationFailed
 from conciliare.tracing import instrument_nameko, setup_tracing
-from services.enrolment import admission, enrolments, households, projections, registers, relay
+from services.enrolment import admission, enrolments, households, projections, registers, relay, seating
 from services.enrolment.dependencies import (
     EnrolmentStore,
     Publishing,
@@ -85,12 +85,15 @@ class EnrolmentService:
     publisher: SoonPublisher = Publishing()
 
     def _runtime(self) -> Runtime:
-        return Runtime(
+        runtime = Runtime(
             dispatch=self.dispatch,
             fetch_territory=self.territory,
             fetch_offering=self.snapshot,
-            publish_soon=lambda offering_id: self.publisher.soon(self.store, self.dispatch, offering_id),
+            publish_soon=lambda offering_id: self.publisher.soon(
+                offering_id, lambda: seating.publish(self.store, runtime, offering_id)
+            ),
         )
+        return runtime
 
     @timer(interval=2)
     def relay_outbox(self) -> None:
