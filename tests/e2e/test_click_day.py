@@ -56,9 +56,12 @@ CANCELLED = 5
 ENROLMENT_INSTANCES = 2
 DECIDED_WITHIN_SECONDS = 30  # the issue's bound, from the last 202
 POLL_LIMIT_SECONDS = 180  # how long the test keeps looking (to report how late, not only "late")
-# Two gateway worker processes stamp ``accepted_at``: requests stamped this close may
-# reach the broker in either order (an "inversion"); farther apart they may not.
-INVERSION_TOLERANCE = timedelta(milliseconds=100)
+# Two gateway worker processes stamp ``accepted_at`` with their own event loops, so two
+# requests stamped close together may reach the broker in either order (an
+# "inversion"). How close depends on how far behind a loop is on a loaded machine:
+# 21-27 ms in quiet runs, 120 ms once in a CI run; a decider that reordered requests
+# would swap requests a batch apart. The bound is for that, not for the loops' lag.
+INVERSION_TOLERANCE = timedelta(seconds=1)
 MANAGEMENT_API = os.environ.get("RABBIT_MANAGEMENT_URI", "http://guest:guest@127.0.0.1:15672")
 
 
@@ -405,7 +408,8 @@ def test_click_day_300_requests_for_20_seats(stack: Stack, admin: httpx.Client) 
     assert decided_in <= DECIDED_WITHIN_SECONDS, f"decided {decided_in:.1f}s after the last 202"
     assert_decided_in_order(receipts, decided, SEATS)
     # Acceptance order is the broker's; the gateway's two workers stamp ``accepted_at`` a
-    # moment before publishing, so only requests stamped within the tolerance may swap.
+    # moment before publishing, so only requests stamped within the tolerance may swap
+    # (the decided order itself is checked strictly above, against the broker's sequence).
     assert found.pairs == found.within_tolerance, f"an inversion of {found.largest} between accepted_at and order"
     # Measured here: about 150 such pairs of 44,850 (largest 26 ms) in a burst answered in 1.6 s.
     assert found.pairs <= 2 * REQUESTS, found
