@@ -62,14 +62,20 @@ def _receipt_issuer(secret: str) -> ReceiptIssuer:
     return ReceiptIssuer(secret.encode())
 
 
-async def get_receipts(settings: Settings) -> ReceiptIssuer:
+def receipt_issuer(settings: GatewaySettings) -> ReceiptIssuer:
+    """The issuer of enrolment receipts, keyed from the gateway's secret."""
     return _receipt_issuer(settings.jwt_secret.get_secret_value())
+
+
+async def get_receipts(settings: Settings) -> ReceiptIssuer:
+    return receipt_issuer(settings)
 
 
 Receipts = Annotated[ReceiptIssuer, Depends(get_receipts)]
 
 
-async def current_principal(token: Annotated[str | None, Depends(_bearer)], settings: Settings) -> Principal:
+def authenticate(token: str | None, settings: GatewaySettings) -> Principal:
+    """The caller of a bearer ``token``; 401 (with the reason in Italian) when missing, expired or invalid."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if not token:
         raise ProblemError(
@@ -83,15 +89,24 @@ async def current_principal(token: Annotated[str | None, Depends(_bearer)], sett
         raise ProblemError(401, "Autenticazione richiesta", "Il token di accesso non è valido.", challenge) from None
 
 
+async def current_principal(token: Annotated[str | None, Depends(_bearer)], settings: Settings) -> Principal:
+    return authenticate(token, settings)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def ensure_scope(principal: Principal, scope: str) -> None:
+    """403 unless the caller's token carries ``scope``."""
+    if scope not in principal.scopes:
+        raise ProblemError(403, "Operazione non consentita", f"Il token non ha l'autorizzazione '{scope}'.")
 
 
 def require_scope(scope: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """Dependency that admits only callers whose token carries ``scope``."""
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
-        if scope not in principal.scopes:
-            raise ProblemError(403, "Operazione non consentita", f"Il token non ha l'autorizzazione '{scope}'.")
+        ensure_scope(principal, scope)
         return principal
 
     return dependency

@@ -59,6 +59,25 @@ class ProblemError(Exception):
         self.headers = headers or {}
 
 
+def problem_document(
+    status: int, title: str, detail: str, instance: str, errors: list[FieldError] | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 body, with the current trace id for support."""
+    context = trace.get_current_span().get_span_context()
+    body: dict[str, Any] = {
+        "type": f"https://conciliare.example/problems/{status}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if context.is_valid:
+        body["trace_id"] = format(context.trace_id, "032x")
+    if errors:
+        body["errors"] = errors
+    return body
+
+
 def problem(
     status: int,
     title: str,
@@ -67,22 +86,11 @@ def problem(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    context = trace.get_current_span().get_span_context()
-    body: dict[str, Any] = {
-        "type": f"https://conciliare.example/problems/{status}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    if context.is_valid:
-        body["trace_id"] = format(context.trace_id, "032x")
-    if errors:
-        body["errors"] = errors
+    body = problem_document(status, title, detail, request.url.path, errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
+def field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:] or parts
@@ -129,7 +137,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors: list[FieldError] = [
             {
-                "field": _field_name(tuple(e.get("loc", ()))),
+                "field": field_name(tuple(e.get("loc", ()))),
                 "message": italian_message(e),
             }
             for e in exc.errors()

@@ -15,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conciliare.chassis.documents import DocumentStore as ChassisDocumentStore
 from conciliare.settings import get_platform_settings
 from conciliare.tracing import configure_logging, setup_tracing
+from gateway import fast_lane
 from gateway.deps import json_numbers_fit
 from gateway.documents import DocumentStore
 from gateway.errors import install_error_handlers
 from gateway.identity import IdentityStore
 from gateway.intake import EnrolmentIntake
 from gateway.openapi import install_openapi
+from gateway.request_keys import RequestKeys
 from gateway.routers import (
     alliances,
     auth,
@@ -98,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await intake.start_listening()
     app.state.rpc, app.state.identity, app.state.documents = rpc, identity, documents
     app.state.intake = intake
+    app.state.request_keys = RequestKeys(identity.db.idempotency)
     app.state.document_store = document_store
     try:
         yield
@@ -133,6 +136,20 @@ class TraceIdHeaderMiddleware:
         await self.app(scope, receive, send_with_trace_id)
 
 
+def put_fast_lane_in_front(app: FastAPI) -> None:
+    """Put ``gateway.fast_lane`` before every middleware, the instrumentation's included.
+
+    ``add_middleware`` would place it inside the OpenTelemetry middleware, whose
+    per-request route lookup is part of what the fast lane saves; it makes its own span.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_fast_lane() -> ASGIApp:
+        return fast_lane.FastLane(build(), app.state)
+
+    app.build_middleware_stack = build_with_fast_lane  # type: ignore[method-assign]
+
+
 def create_app() -> FastAPI:
     configure_logging()
     setup_tracing("gateway")
@@ -163,6 +180,7 @@ def create_app() -> FastAPI:
     # One server span per request; the per-message ASGI send/receive spans add
     # cost and no insight.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/v1/health", exclude_spans=["receive", "send"])
+    put_fast_lane_in_front(app)
     return app
 
 

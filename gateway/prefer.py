@@ -5,19 +5,18 @@ it would otherwise report as pending (202). Unknown or malformed preferences are
 ignored, as the RFC asks; the answer names what it applied in ``Preference-Applied``.
 """
 
+from collections.abc import Iterable
 from typing import Final
-
-from starlette.requests import Request
 
 PREFER_HEADER: Final = "Prefer"
 APPLIED_HEADER: Final = "Preference-Applied"
 MAX_WAIT_SECONDS: Final = 10
 
 
-def preferred_wait(request: Request, ceiling: int = MAX_WAIT_SECONDS) -> int | None:
-    """Seconds asked with ``wait`` (capped at ``ceiling``), or None if not asked."""
+def preferred_wait(headers: Iterable[str], ceiling: int = MAX_WAIT_SECONDS) -> int | None:
+    """Seconds asked with ``wait`` in the ``Prefer`` headers (capped at ``ceiling``), or None if not asked."""
     wait: int | None = None
-    for header in request.headers.getlist(PREFER_HEADER):
+    for header in headers:
         for preference in header.split(","):
             name, _, value = preference.split(";", 1)[0].strip().partition("=")
             value = value.strip().strip('"')

@@ -52,6 +52,11 @@ SERVICES = {"partners": 1, "catalog": 1, "enrolment": 2, "vouchers": 1, "notific
 # their requests next, mail last. Work is only reordered, never dropped: queued
 # requests and events wait in the broker.
 NICENESS = {"gateway": -5, "enrolment": 10, "notifications": 19}
+# Concurrent workers per instance (nameko's max_workers, default 10). Nice alone does not
+# hold mail back: each notification asks the enrolment and partners services (at their
+# priority) and MongoDB for what it needs, so ten at once slowed deciding a click day's
+# requests by a third. Two at a time still send a burst's mail within a minute.
+MAX_WORKERS = {"notifications": 2}
 
 BACKOFF_FIRST = 1.0  # seconds before the first restart
 BACKOFF_MAX = 30.0
@@ -103,7 +108,10 @@ def commands(gateway_workers: int) -> dict[str, tuple[list[str], dict[str, str]]
             # The class is named explicitly: the module also imports the chassis base class.
             entry = f"services.{service}.service:{service.capitalize()}Service"
             argv = [PYTHON, "-m", "nameko", "run", "--config", "config/nameko.yaml", entry]
-            found[f"{service}-{index}"] = (argv, {"OTEL_SERVICE_NAME": f"{service}-service"})
+            extra = {"OTEL_SERVICE_NAME": f"{service}-service"}
+            if service in MAX_WORKERS:
+                extra["NAMEKO_MAX_WORKERS"] = str(MAX_WORKERS[service])
+            found[f"{service}-{index}"] = (argv, extra)
     gateway = [
         PYTHON,
         "-m",

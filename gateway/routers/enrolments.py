@@ -10,25 +10,18 @@ projection and the enrolments):
 Another tenant's enrolment or offering answers 404, never 403.
 """
 
-import asyncio
-import json
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
-from conciliare.contracts.enrolment import EnrolmentCreate as ContractEnrolmentCreate
-from conciliare.contracts.enrolment_requests import EnrolmentRequested
-from conciliare.contracts.identity import Viewer
-from conciliare.errors import NotFound, Unavailable
+from conciliare.errors import NotFound
+from gateway.acceptance import EnrolmentStatus, requested
 from gateway.deps import CurrentPrincipal, Intake, Receipts, Rpc, require_scope
 from gateway.errors import ProblemError
-from gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, IdempotencyDep, first_attempt_at
-from gateway.intake import EnrolmentIntake
-from gateway.prefer import MAX_WAIT_SECONDS, PREFER_HEADER, applied, preferred_wait
-from gateway.receipts import Receipt
+from gateway.fast_lane import acceptance_of
+from gateway.idempotency import IDEMPOTENCY_HEADER, IdempotencyDep
+from gateway.prefer import MAX_WAIT_SECONDS, PREFER_HEADER
 from gateway.responses import service_json
-from gateway.rpc import RpcClient, RpcError
 from gateway.schemas.common import EnrolmentId, IdFilter, Month, OfferingId, PaginationDep
 from gateway.schemas.enrolments import (
     AttendanceOut,
@@ -40,7 +33,6 @@ from gateway.schemas.enrolments import (
     OfferingRoster,
     viewer_of,
 )
-from gateway.security import Role
 
 router = APIRouter(prefix="/v1", tags=["enrolments"])
 
@@ -51,15 +43,6 @@ CanWriteAttendance = Depends(require_scope("attendance:write"))
 
 
 STILL_DECIDING = "La richiesta è ancora in elaborazione: si potrà annullare appena decisa (tra pochi secondi)."
-
-
-class EnrolmentStatus(StrEnum):
-    REQUESTED = "requested"
-    CONFIRMED = "confirmed"
-    WAITLISTED = "waitlisted"
-    REFUSED = "refused"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
 
 
 ENROLMENT_DESCRIPTION = f"""
@@ -89,63 +72,6 @@ chiave con un corpo diverso risponde 422, e mentre la prima è in corso 409.
 """
 
 
-def _requested(receipt: Receipt, payload: dict[str, Any] | None) -> dict[str, Any]:
-    """An accepted request not decided yet, as ``EnrolmentOut`` (only what the request said is known)."""
-    asked = payload or {}
-    return {
-        "id": receipt.id,
-        "protocol": receipt.protocol,
-        "offering_id": asked.get("offering_id"),
-        "offering_title": None,
-        "alliance_id": None,
-        "provider_partner_id": None,
-        "child_id": asked.get("child_id"),
-        "child_name": None,
-        "child_codice_fiscale": None,
-        "household_id": None,
-        "period": asked.get("period"),
-        "attendance_mode": asked.get("attendance_mode"),
-        "chosen_weekdays": asked.get("chosen_weekdays"),
-        "hours": asked.get("hours"),
-        "status": EnrolmentStatus.REQUESTED.value,
-        "status_label": "richiesta",
-        "sequence": None,
-        "waitlist_position": None,
-        "promoted": False,
-        "refusal_reasons": [],
-        "accepted_at": receipt.accepted_at.isoformat(),
-        "requested_at": receipt.accepted_at.isoformat(),
-        "decided_at": None,
-        "cancelled_at": None,
-        "cancel_reason": None,
-    }
-
-
-async def _decided(rpc: RpcClient, viewer: dict[str, Any], enrolment_id: str) -> dict[str, Any] | None:
-    """The enrolment once decided; None while it is not (or cannot be read now: the 202 stands)."""
-    try:
-        found = await rpc.call("enrolment", "get_enrolment", enrolment_id=enrolment_id, viewer=viewer)
-    except (NotFound, Unavailable, RpcError):
-        return None
-    return dict(found) if found.get("status") != EnrolmentStatus.REQUESTED.value else None
-
-
-async def _decision(
-    rpc: RpcClient, intake: EnrolmentIntake, viewer: dict[str, Any], enrolment_id: str, wait: int
-) -> dict[str, Any] | None:
-    """The decision if it is there, or arrives within ``wait`` seconds."""
-    with intake.watch(enrolment_id) as announced:
-        # Watching first, then reading: a decision made in between is not missed.
-        decided = await _decided(rpc, viewer, enrolment_id)
-        if decided is not None or wait <= 0:
-            return decided
-        try:
-            await asyncio.wait_for(announced, wait)
-        except TimeoutError:
-            return None
-    return await _decided(rpc, viewer, enrolment_id)
-
-
 @router.post(
     "/enrolments",
     response_model=EnrolmentOut,
@@ -162,7 +88,6 @@ async def request_enrolment(
     request: Request,
     rpc: Rpc,
     intake: Intake,
-    receipts: Receipts,
     principal: CurrentPrincipal,
     once: IdempotencyDep,
     prefer: Annotated[
@@ -170,40 +95,13 @@ async def request_enrolment(
         Header(alias=PREFER_HEADER, description=f"`wait=N`: attendi fino a N secondi (max {MAX_WAIT_SECONDS}) l'esito"),
     ] = None,
 ) -> Response:
-    if principal.role is not Role.FAMILY:
-        raise ProblemError(403, "Operazione non consentita", "Solo le famiglie iscrivono i propri figli.")
-    payload = body.model_dump(mode="json")
-    viewer = viewer_of(principal)
-    wait = preferred_wait(request) if prefer is not None else None
-
-    async def accept(key: str | None) -> tuple[int, Any]:
-        receipt = receipts.issue(principal.subject, first_attempt_at(request), key)
-        command = EnrolmentRequested(
-            request_id=receipt.id,
-            protocol=receipt.protocol,
-            accepted_at=receipt.accepted_at,
-            viewer=Viewer.model_validate(viewer),
-            request=ContractEnrolmentCreate.model_validate(payload),
-        )
-        await intake.submit(command)
-        return status.HTTP_202_ACCEPTED, _requested(receipt, payload)
-
-    answered = await once.run(payload, accept)
-    if answered.status_code != status.HTTP_202_ACCEPTED:
-        return answered  # a stored refusal of the key (422), replayed
-    enrolment_id = str(json.loads(bytes(answered.body))["id"])
-    headers = {"Location": f"{router.prefix}/enrolments/{enrolment_id}"}
-    if wait is not None:
-        headers.update(applied(wait))
-    replayed = answered.headers.get(REPLAYED_HEADER)
-    if wait is not None or replayed:
-        # A replay answers with where the request stands now: same request, same outcome.
-        decided = await _decision(rpc, intake, viewer, enrolment_id, wait or 0)
-        if decided is not None:
-            answered = service_json(decided, status.HTTP_201_CREATED)
-            if replayed:
-                headers[REPLAYED_HEADER] = replayed
-    answered.headers.update(headers)
+    # Served by gateway.fast_lane, in front of FastAPI; declared here for OpenAPI, and
+    # answering the same through the same use case if FastAPI is ever the one called.
+    answer = await acceptance_of(request.app.state).accept(
+        principal, body.model_dump(mode="json"), request.headers.getlist(PREFER_HEADER), once.key
+    )
+    answered = service_json(answer.body, answer.status)
+    answered.headers.update(answer.headers)
     return answered
 
 
@@ -235,7 +133,7 @@ async def get_enrolment(enrolment_id: EnrolmentId, rpc: Rpc, principal: CurrentP
         receipt = receipts.verify(principal.subject, enrolment_id)
         if receipt is None:
             raise
-        return service_json(_requested(receipt, None))
+        return service_json(requested(receipt, None))
     return service_json(found)
 
 

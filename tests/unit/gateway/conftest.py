@@ -5,14 +5,21 @@ they would send over RPC or store is faked, so a test sees exactly what reaches 
 service and what the client gets back.
 """
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from conciliare.contracts.enrolment_requests import EnrolmentRequested
 from gateway.main import app as gateway_app
+from gateway.receipts import Receipt
+from gateway.request_keys import Reservation
+from gateway.rpc import ServiceUnavailable
 from gateway.security import ROLE_SCOPES, Principal, Role, issue_token
 from gateway.settings import get_gateway_settings
 
@@ -49,6 +56,57 @@ class FakeDocuments:
         return None
 
 
+class FakeIntake:
+    """Records what would be published; ``decide`` announces a decision to whoever waits."""
+
+    def __init__(self) -> None:
+        self.submitted: list[EnrolmentRequested] = []
+        self.down = False
+        self.watching: dict[str, list[asyncio.Future[None]]] = {}
+        self.watched = asyncio.Event()
+
+    async def submit(self, command: EnrolmentRequested) -> None:
+        if self.down:
+            raise ServiceUnavailable("enrolment", broker=True)
+        self.submitted.append(command)
+
+    @contextlib.contextmanager
+    def watch(self, enrolment_id: str) -> Iterator["asyncio.Future[None]"]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.watching.setdefault(enrolment_id, []).append(future)
+        self.watched.set()
+        try:
+            yield future
+        finally:
+            self.watching[enrolment_id].remove(future)
+
+    def decide(self, enrolment_id: str) -> None:
+        for future in self.watching.get(enrolment_id, []):
+            future.set_result(None)
+
+
+class FakeRequestKeys:
+    """``RequestKeys`` in memory: reservations by caller and key."""
+
+    def __init__(self) -> None:
+        self.reservations: dict[str, Reservation] = {}
+        self.released: list[str] = []
+
+    async def reserve(
+        self, owner: str, key: str, fingerprint: str, receipt: Receipt, expires_at: datetime
+    ) -> Reservation | None:
+        earlier = self.reservations.get(f"{owner}:{key}")
+        if earlier is None:
+            self.reservations[f"{owner}:{key}"] = Reservation(fingerprint, receipt.id)
+        return earlier
+
+    async def release(self, owner: str, key: str, receipt: Receipt) -> None:
+        reservation = self.reservations.get(f"{owner}:{key}")
+        if reservation is not None and reservation.receipt_id == receipt.id:
+            del self.reservations[f"{owner}:{key}"]
+            self.released.append(f"{owner}:{key}")
+
+
 @pytest.fixture
 def rpc() -> FakeRpc:
     return FakeRpc()
@@ -59,6 +117,8 @@ def app(rpc: FakeRpc) -> FastAPI:
     gateway_app.state.rpc = rpc
     gateway_app.state.identity = FakeIdentity()
     gateway_app.state.documents = FakeDocuments()
+    gateway_app.state.intake = FakeIntake()
+    gateway_app.state.request_keys = FakeRequestKeys()
     return gateway_app
 
 

@@ -1,25 +1,21 @@
 """Accepting an enrolment request (202, receipt, ``Prefer: wait``) with the broker and the service faked."""
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.requests import Request
 
-from conciliare.contracts.enrolment_requests import EnrolmentRequested
 from conciliare.errors import NotFound
 from gateway.prefer import preferred_wait
 from gateway.receipts import ReceiptIssuer
-from gateway.rpc import ServiceUnavailable
 from gateway.security import ROLE_SCOPES, Principal, Role, issue_token
 from gateway.settings import get_gateway_settings
-from tests.unit.gateway.conftest import FakeRpc
+from tests.unit.gateway.conftest import FakeIntake, FakeRpc
 
 BODY = {
     "child_id": "c1",
@@ -28,35 +24,6 @@ BODY = {
     "attendance_mode": "full",
 }
 PROTOCOL = re.compile(r"^ISC-\d{8}-\d{6}-[0-9A-F]{8}$")
-
-
-class FakeIntake:
-    """Records what would be published; ``decide`` announces a decision to whoever waits."""
-
-    def __init__(self) -> None:
-        self.submitted: list[EnrolmentRequested] = []
-        self.down = False
-        self.watching: dict[str, list[asyncio.Future[None]]] = {}
-        self.watched = asyncio.Event()
-
-    async def submit(self, command: EnrolmentRequested) -> None:
-        if self.down:
-            raise ServiceUnavailable("enrolment", broker=True)
-        self.submitted.append(command)
-
-    @contextlib.contextmanager
-    def watch(self, enrolment_id: str) -> Iterator["asyncio.Future[None]"]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.watching.setdefault(enrolment_id, []).append(future)
-        self.watched.set()
-        try:
-            yield future
-        finally:
-            self.watching[enrolment_id].remove(future)
-
-    def decide(self, enrolment_id: str) -> None:
-        for future in self.watching.get(enrolment_id, []):
-            future.set_result(None)
 
 
 @pytest.fixture
@@ -210,8 +177,7 @@ def test_a_keyed_receipt_is_the_same_for_the_same_key_and_first_time() -> None:
     ],
 )
 def test_prefer_wait_is_read_as_rfc_7240_says(headers: list[str], expected: int | None) -> None:
-    scope = {"type": "http", "headers": [(b"prefer", h.encode()) for h in headers]}
-    assert preferred_wait(Request(scope)) == expected
+    assert preferred_wait(headers) == expected
 
 
 async def test_cancelling_a_request_not_decided_yet_says_so_instead_of_404(
