@@ -59,16 +59,17 @@ di frequenza. La richiesta viene accettata subito e decisa poco dopo, nell'ordin
   `overlapping_enrolment`, `attendance_mode_not_offered`, `offering_not_published`,
   `offering_not_found`, `child_not_found`). `Preference-Applied` dice l'attesa applicata;
   senza decisione in tempo la risposta è 202.
-- **422**: la richiesta è malformata (campi mancanti o non validi).
+- **422**: la richiesta è malformata (campi mancanti o non validi); **413**: corpo oltre 64 KiB;
+  **415**: corpo dichiarato in un formato diverso da JSON.
 - **503**: la richiesta *non* è stata accettata (sistema di messaggistica non raggiungibile):
   riprovare dopo `Retry-After` secondi.
 
 I posti non superano mai la capienza, anche con migliaia di richieste simultanee: le richieste
 di un servizio sono decise una alla volta, nell'ordine in cui sono state accettate.
 
-Con l'intestazione `{IDEMPOTENCY_HEADER}` la stessa richiesta ripetuta restituisce la stessa
-richiesta (stesso `id` e `protocol`) con il suo esito attuale, senza crearne un'altra; la stessa
-chiave con un corpo diverso risponde 422, e mentre la prima è in corso 409.
+Con l'intestazione `{IDEMPOTENCY_HEADER}` la stessa richiesta ripetuta (anche mentre la prima è
+ancora in corso) restituisce la stessa richiesta (stesso `id`, `protocol` e `accepted_at`) con il
+suo esito attuale, senza crearne un'altra; la stessa chiave con un corpo diverso risponde 422.
 """
 
 
@@ -81,6 +82,8 @@ chiave con un corpo diverso risponde 422, e mentre la prima è in corso 409.
     description=ENROLMENT_DESCRIPTION,
     responses={
         201: {"model": EnrolmentOut, "description": "Richiesta decisa entro l'attesa chiesta con `Prefer: wait`"},
+        413: {"description": "Corpo della richiesta oltre 64 KiB"},
+        415: {"description": "Corpo della richiesta non JSON"},
     },
 )
 async def request_enrolment(
