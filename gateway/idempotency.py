@@ -24,10 +24,14 @@ reads and checks the header (documented once, as the OpenAPI component
         return await once.create(payload, lambda key: rpc.call("partners", "register_partner", payload=payload))
 
 The key is also handed to the operation, which passes it to a service that takes
-it (enrolments do): if the gateway times out or dies mid-request, the service
+it: if the gateway times out or dies mid-request, the service
 recognises the retry by the key and answers with what it already made instead of
 making a second one. That is also why a reservation abandoned by a dead gateway
 may be run again.
+
+Enrolment requests, the click day's hot path, have a lighter flow of their own: one
+coalesced insert per key and no stored answer (``gateway.acceptance``,
+``gateway.request_keys``).
 
 Answers are stored as their own documents (``idempotency_answers``, insert-only)
 rather than with ``complete_idempotency_key``: on FerretDB 1.x an update costs time
@@ -145,7 +149,6 @@ async def idempotent(
         )
     print_ = fingerprint(request.method, request.url.path, body)
     now = datetime.now(UTC)
-    request.state.idempotency_first_at = now
     earlier = await identity.reserve_idempotency_key(key, owner, print_, now + ttl)
     if earlier is not None:
         if earlier["fingerprint"] != print_:
@@ -168,7 +171,6 @@ async def idempotent(
             )
         # Abandoned by a gateway that died: the service recognises the key, so
         # running the operation again returns what it did the first time.
-        request.state.idempotency_first_at = reserved_at
     try:
         code, content = await operation(key)
     except (Conflict, Unavailable):
@@ -190,16 +192,6 @@ async def idempotent(
         raise
     await _store_answer(identity, owner, key, code, content, now + ttl, "application/json")
     return service_json(content, code)
-
-
-def first_attempt_at(request: Request) -> datetime:
-    """When this request's ``Idempotency-Key`` was first used (now, without a key).
-
-    Operations that derive something from the key and a time (an enrolment receipt)
-    use it, so a re-run of an abandoned reservation derives the same thing.
-    """
-    found = getattr(request.state, "idempotency_first_at", None)
-    return found if isinstance(found, datetime) else datetime.now(UTC)
 
 
 IdempotencyKeyHeader = Annotated[
