@@ -37,11 +37,6 @@ public final class MongoServerLauncher {
     // lose ten times as much on a crash.
     private static final int AUTO_COMMIT_DELAY_MS = 100;
 
-    // The MVStore's page cache (MB). Its default, 16 MB, is less than one click day's
-    // working set (the children, needs and enrolments a decision batch reads), so pages
-    // were read and decoded again and again; the heap (-Xmx1g) has room for this.
-    private static final int CACHE_SIZE_MB = 256;
-
     // mongo-java-server's own ServerVersion.MONGO_5_0 advertises wire version 8
     // (MongoDB 4.2), which current drivers refuse to talk to (pymongo 4.20 needs at
     // least 9). So we report what it implements, MongoDB 5.0, with 5.0's wire version, 13.
@@ -200,7 +195,7 @@ public final class MongoServerLauncher {
         }
         MVStore store;
         try {
-            store = new MVStore.Builder().fileName(file).cacheSize(CACHE_SIZE_MB).open();
+            store = new MVStore.Builder().fileName(file).open();
         } catch (RuntimeException e) {
             // Typically "The file is locked": another server already has this file open.
             throw fail("cannot open H2 store " + file + ": " + e.getMessage());
