@@ -32,9 +32,9 @@ from pydantic import ValidationError
 from conciliare.contracts.enrolment import EnrolmentCreate
 from conciliare.contracts.enrolment_requests import EnrolmentRequested
 from conciliare.contracts.identity import Viewer
-from conciliare.errors import FieldError, NotFound, Unavailable, ValidationFailed, italian_message
+from conciliare.errors import NotFound, Unavailable, ValidationFailed
 from gateway.deps import ensure_scope, unfit_numbers
-from gateway.errors import ProblemError, field_name
+from gateway.errors import INVALID_DATA, ProblemError, field_errors
 from gateway.idempotency import IDEMPOTENCY_HEADER, KEY_PATTERN, REPLAYED_HEADER, fingerprint
 from gateway.prefer import applied, preferred_wait
 from gateway.receipts import Receipt, ReceiptIssuer
@@ -185,10 +185,7 @@ def _parse(document: Any) -> EnrolmentCreate:
     try:
         return EnrolmentCreate.model_validate(document)
     except ValidationError as exc:
-        errors: list[FieldError] = [
-            {"field": field_name(tuple(error["loc"])), "message": italian_message(error)} for error in exc.errors()
-        ]
-        raise ValidationFailed("La richiesta contiene dati non validi.", errors) from None
+        raise ValidationFailed(INVALID_DATA, field_errors(exc.errors())) from None
 
 
 def requested(receipt: Receipt, payload: dict[str, Any] | None) -> dict[str, Any]:

@@ -6,6 +6,8 @@ the trace id, which finds the details in the trace viewer and the logs.
 """
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -97,59 +99,80 @@ def field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+INVALID_DATA = "La richiesta contiene dati non validi."
+UNEXPECTED = "Si è verificato un errore imprevisto. Il trace_id aiuta l'assistenza."
+NOT_JSON = "Il corpo della richiesta non è JSON valido."
+NOT_JSON_ERRORS: list[FieldError] = [{"field": "body", "message": "JSON non valido"}]
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """What a client is told about an error: the fields of its problem+json and its headers."""
+
+    status: int
+    title: str
+    detail: str
+    errors: list[FieldError] | None = None
+    headers: dict[str, str] | None = None
+
+
+def problem_spec(exc: Exception, where: str) -> ProblemSpec:
+    """The answer to ``exc`` raised while serving ``where`` (method and path); logs what needs a look.
+
+    The one mapping from errors to answers: FastAPI's handlers and the fast lane both use it.
+    """
+    if isinstance(exc, ProblemError):
+        return ProblemSpec(exc.status, exc.title, exc.detail, headers=exc.headers)
+    if isinstance(exc, DomainError):
         status, title = STATUS_BY_ERROR.get(type(exc), (400, "Richiesta non valida"))
         # A service whose own dependency is away answers Unavailable: retrying is right.
-        headers = RETRY_AFTER if status == 503 else None
-        return problem(status, title, exc.detail, request, exc.errors, headers=headers)
-
-    @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return ProblemSpec(status, title, exc.detail, exc.errors, RETRY_AFTER if status == 503 else None)
+    if isinstance(exc, ServiceUnavailable):
         status, title = STATUS_BY_ERROR[ServiceUnavailable]
-        return problem(status, title, exc.detail, request, headers=RETRY_AFTER)
-
-    @app.exception_handler(RpcTimeout)
-    async def _timeout(request: Request, exc: RpcTimeout) -> JSONResponse:
+        return ProblemSpec(status, title, exc.detail, headers=RETRY_AFTER)
+    if isinstance(exc, RpcTimeout):
         status, title = STATUS_BY_ERROR[RpcTimeout]
         detail = f"Il servizio '{exc.service}' non ha risposto in tempo. Riprova tra poco."
-        return problem(status, title, detail, request, headers=RETRY_AFTER)
-
-    @app.exception_handler(ConnectionFailure)
-    async def _database_away(request: Request, exc: ConnectionFailure) -> JSONResponse:
+        return ProblemSpec(status, title, detail, headers=RETRY_AFTER)
+    if isinstance(exc, ConnectionFailure):
         # The gateway's own store (users, tokens' subjects, idempotency keys).
-        log.warning("gateway database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        log.warning("gateway database unreachable on %s: %s", where, exc)
         status, title = STATUS_BY_ERROR[ServiceUnavailable]
         detail = "Il database del gateway (MongoDB) non è raggiungibile. Riprova tra poco."
-        return problem(status, title, detail, request, headers=RETRY_AFTER)
-
-    @app.exception_handler(RemoteFailure)
-    async def _remote(request: Request, exc: RemoteFailure) -> JSONResponse:
+        return ProblemSpec(status, title, detail, headers=RETRY_AFTER)
+    if isinstance(exc, RemoteFailure):
         status, title = STATUS_BY_ERROR[RemoteFailure]
-        return problem(status, title, "Si è verificato un errore imprevisto. Il trace_id aiuta l'assistenza.", request)
+        return ProblemSpec(status, title, UNEXPECTED)
+    log.error("unhandled error on %s", where, exc_info=exc)
+    return ProblemSpec(500, "Errore interno", UNEXPECTED)
 
-    @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, request, headers=exc.headers)
+
+def field_errors(errors: Iterable[Any]) -> list[FieldError]:
+    """Every pydantic error as ``{field, message}``, the message in Italian."""
+    return [{"field": field_name(tuple(e.get("loc", ()))), "message": italian_message(e)} for e in errors]
+
+
+# Errors answered through ``problem_spec``; the rest of the handlers are FastAPI's own cases.
+MAPPED_ERRORS = (ProblemError, DomainError, ServiceUnavailable, RpcTimeout, ConnectionFailure, RemoteFailure, Exception)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def _mapped(request: Request, exc: Exception) -> JSONResponse:
+        spec = problem_spec(exc, f"{request.method} {request.url.path}")
+        return problem(spec.status, spec.title, spec.detail, request, spec.errors, spec.headers)
+
+    for error in MAPPED_ERRORS:
+        app.add_exception_handler(error, _mapped)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors: list[FieldError] = [
-            {
-                "field": field_name(tuple(e.get("loc", ()))),
-                "message": italian_message(e),
-            }
-            for e in exc.errors()
-        ]
-        return problem(422, "Dati non validi", "La richiesta contiene dati non validi.", request, errors)
+        return problem(422, "Dati non validi", INVALID_DATA, request, field_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == FASTAPI_BODY_NOT_PARSED:
             # A body that is not even text (FastAPI's 400) is invalid data like any other: 422.
-            errors: list[FieldError] = [{"field": "body", "message": "JSON non valido"}]
-            return problem(422, "Dati non validi", "Il corpo della richiesta non è JSON valido.", request, errors)
+            return problem(422, "Dati non validi", NOT_JSON, request, NOT_JSON_ERRORS)
         titles = {404: "Risorsa non trovata", 405: "Metodo non consentito", 401: "Autenticazione richiesta"}
         return problem(
             exc.status_code,
@@ -157,11 +180,4 @@ def install_error_handlers(app: FastAPI) -> None:
             str(exc.detail),
             request,
             headers=dict(exc.headers or {}),
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            500, "Errore interno", "Si è verificato un errore imprevisto. Il trace_id aiuta l'assistenza.", request
         )

@@ -14,27 +14,31 @@ errors leave in the same problem+json shape, with the trace id, as everywhere el
 """
 
 import json
-import logging
 from datetime import timedelta
 from typing import Any, Final
 
 from fastapi.security.utils import get_authorization_scheme_param
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from pymongo.errors import ConnectionFailure
 from starlette.datastructures import Headers, State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from conciliare.errors import DomainError, FieldError, ValidationFailed
+from conciliare.errors import ValidationFailed
 from gateway.acceptance import PATH, EnrolmentAcceptance
 from gateway.deps import authenticate, receipt_issuer
-from gateway.errors import PROBLEM_JSON, RETRY_AFTER, STATUS_BY_ERROR, ProblemError, problem_document
+from gateway.errors import (
+    NOT_JSON,
+    NOT_JSON_ERRORS,
+    PROBLEM_JSON,
+    ProblemError,
+    ProblemSpec,
+    problem_document,
+    problem_spec,
+)
 from gateway.idempotency import IDEMPOTENCY_HEADER
 from gateway.prefer import PREFER_HEADER
-from gateway.rpc import ServiceUnavailable
 from gateway.settings import get_gateway_settings
 
-log = logging.getLogger(__name__)
 tracer = trace.get_tracer("conciliare.gateway.fast_lane")
 
 METHOD: Final = "POST"
@@ -106,22 +110,8 @@ async def _answer(state: State, headers: Headers, receive: Receive) -> tuple[int
             headers.getlist(PREFER_HEADER.lower()),
             headers.get(IDEMPOTENCY_HEADER.lower()),
         )
-    except ProblemError as exc:
-        return _problem(exc.status, exc.title, exc.detail, headers=exc.headers)
-    except DomainError as exc:
-        status, title = STATUS_BY_ERROR.get(type(exc), (400, "Richiesta non valida"))
-        return _problem(status, title, exc.detail, exc.errors, RETRY_AFTER if status == 503 else None)
-    except ServiceUnavailable as exc:
-        status, title = STATUS_BY_ERROR[ServiceUnavailable]
-        return _problem(status, title, exc.detail, headers=RETRY_AFTER)
-    except ConnectionFailure as exc:  # the gateway's own database, where keys are reserved
-        log.warning("gateway database unreachable on %s: %s", SPAN_NAME, type(exc).__name__)
-        detail = "Il database del gateway (MongoDB) non è raggiungibile. Riprova tra poco."
-        return _problem(503, STATUS_BY_ERROR[ServiceUnavailable][1], detail, headers=RETRY_AFTER)
-    except Exception:
-        log.exception("unhandled error on %s", SPAN_NAME)
-        detail = "Si è verificato un errore imprevisto. Il trace_id aiuta l'assistenza."
-        return _problem(500, "Errore interno", detail)
+    except Exception as exc:  # every error is an answer, mapped as on every other route
+        return _problem(problem_spec(exc, SPAN_NAME))
     return answer.status, _encode(answer.body), JSON, answer.headers
 
 
@@ -150,18 +140,12 @@ def _json(raw: bytes, content_type: str | None) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested beyond the parser
-        errors: list[FieldError] = [{"field": "body", "message": "JSON non valido"}]
-        raise ValidationFailed("Il corpo della richiesta non è JSON valido.", errors) from None
+        raise ValidationFailed(NOT_JSON, NOT_JSON_ERRORS) from None
 
 
-def _problem(
-    status: int,
-    title: str,
-    detail: str,
-    errors: list[FieldError] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, bytes, str, dict[str, str]]:
-    return status, _encode(problem_document(status, title, detail, PATH, errors)), PROBLEM_JSON, dict(headers or {})
+def _problem(spec: ProblemSpec) -> tuple[int, bytes, str, dict[str, str]]:
+    body = problem_document(spec.status, spec.title, spec.detail, PATH, spec.errors)
+    return spec.status, _encode(body), PROBLEM_JSON, dict(spec.headers or {})
 
 
 def _encode(document: dict[str, Any]) -> bytes:
