@@ -24,7 +24,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
@@ -32,6 +31,7 @@ from pydantic import ValidationError
 from conciliare.contracts.enrolment import EnrolmentCreate
 from conciliare.contracts.enrolment_requests import EnrolmentRequested
 from conciliare.contracts.identity import Viewer
+from conciliare.contracts.taxonomy import EnrolmentStatus
 from conciliare.errors import NotFound, Unavailable, ValidationFailed
 from gateway.deps import ensure_scope, unfit_numbers
 from gateway.errors import INVALID_DATA, ProblemError, field_errors
@@ -46,15 +46,6 @@ from gateway.security import Principal, Role
 PATH: Final = "/v1/enrolments"
 SCOPE: Final = "enrolments:write"
 _KEY: Final = re.compile(KEY_PATTERN)
-
-
-class EnrolmentStatus(StrEnum):
-    REQUESTED = "requested"
-    CONFIRMED = "confirmed"
-    WAITLISTED = "waitlisted"
-    REFUSED = "refused"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
 
 
 class IntakePort(Protocol):

@@ -163,3 +163,14 @@ OFFERING_STATUS_LABELS: dict[OfferingStatus, str] = {
     OfferingStatus.SUSPENDED: "sospesa",
     OfferingStatus.ARCHIVED: "archiviata",
 }
+
+
+class EnrolmentStatus(StrEnum):
+    """Where an enrolment request stands (``requested`` until the enrolment service decides it)."""
+
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
+from conciliare.contracts.taxonomy import EnrolmentStatus
 from conciliare.errors import NotFound
-from gateway.acceptance import EnrolmentStatus, requested
+from gateway.acceptance import requested
 from gateway.deps import CurrentPrincipal, Intake, Receipts, Rpc, require_scope
 from gateway.errors import ProblemError
 from gateway.fast_lane import acceptance_of

@@ -34,7 +34,16 @@ from pydantic_core import PydanticCustomError
 
 from conciliare.contracts.common import Contract
 from conciliare.contracts.partners import MembershipStatus
-from conciliare.contracts.taxonomy import ATTENDANCE_MODE_LABELS, AttendanceMode, OfferingStatus, PriceUnit, SpecialNeed
+from conciliare.contracts.taxonomy import (
+    ATTENDANCE_MODE_LABELS,
+    AttendanceMode,
+    OfferingStatus,
+    PriceUnit,
+    SpecialNeed,
+)
+from conciliare.contracts.taxonomy import (
+    EnrolmentStatus as EnrolmentStatus,  # the rest of the service reads it from here
+)
 from conciliare.errors import Conflict
 
 ROME: Final = ZoneInfo("Europe/Rome")
@@ -667,15 +676,6 @@ class EnrolmentRequest(DomainModel):
     @classmethod
     def _hours_iff_package(cls, value: float | None, info: ValidationInfo) -> float | None:
         return _check_package_hours(value, info)
-
-
-class EnrolmentStatus(StrEnum):
-    REQUESTED = "requested"
-    CONFIRMED = "confirmed"
-    WAITLISTED = "waitlisted"
-    REFUSED = "refused"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
 
 
 ENROLMENT_STATUS_LABELS: Final[Mapping[EnrolmentStatus, str]] = {
