@@ -5,6 +5,7 @@ can run beside a `make run` stack on the same servers without either seeing the
 other's messages or data.
 """
 
+import json
 import os
 import secrets
 import socket
@@ -50,6 +51,20 @@ class Stack:
             check=True,
             capture_output=True,
         )
+
+    def children(self) -> dict[str, Any]:
+        """The supervisor's children of this stack, by name (``scripts/stack.py status --json``)."""
+        status = subprocess.run(
+            [sys.executable, "scripts/stack.py", "status", "--json"],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        children: dict[str, Any] = json.loads(status.stdout)["children"]
+        return children
 
     def user(
         self,

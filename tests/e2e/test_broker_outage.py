@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -59,6 +58,30 @@ def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
     """``rabbitmqctl`` against our own node only (scripts/infra/lib.sh's ``rabbitmqctl_ours``)."""
     script = f'source "{ROOT}/scripts/infra/lib.sh" && rabbitmqctl_ours {" ".join(args)}'
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """When the broker was stopped and back (monotonic), and how long the gateway took to be ready."""
+
+    stopped_at: float
+    back_at: float
+    recovered_in: float | None  # seconds from start_app to /v1/ready answering 200; None: not in time
+    ready_at: float
+
+
+def stop_broker(stack: Stack) -> Outage:
+    """Stop our RabbitMQ node for ``OUTAGE_SECONDS``, start it again and wait for the gateway to be ready."""
+    stopped_at = time.monotonic()
+    try:
+        assert rabbitmqctl("stop_app").returncode == 0
+        time.sleep(OUTAGE_SECONDS)
+    finally:
+        started = rabbitmqctl("start_app")
+    back_at = time.monotonic()
+    assert started.returncode == 0, started.stderr
+    recovered_in = wait_ready(stack, READY_WITHIN_SECONDS)
+    return Outage(stopped_at, back_at, recovered_in, time.monotonic())
 
 
 @pytest.fixture(scope="module")
@@ -121,37 +144,27 @@ def test_ten_seconds_without_the_broker(stack: Stack, admin: httpx.Client, our_b
     writer = threading.Thread(target=trickle.run, daemon=True)
     writer.start()
     time.sleep(2)
-    stopped_at = time.monotonic()
-    try:
-        assert rabbitmqctl("stop_app").returncode == 0
-        time.sleep(OUTAGE_SECONDS)
-    finally:
-        started = rabbitmqctl("start_app")
-    back_at = time.monotonic()
-    assert started.returncode == 0, started.stderr
-
-    recovered_in = wait_ready(stack, READY_WITHIN_SECONDS)
-    ready_at = time.monotonic()
+    outage = stop_broker(stack)
     time.sleep(5)  # writes once ready: every one must succeed
     trickle.stop.set()
     writer.join(timeout=60)
 
     answers = trickle.answers
     summary = {status: sum(1 for a in answers if a.status == status) for status in sorted({a.status for a in answers})}
-    print(f"\noutage: {len(answers)} writes {summary}; ready {recovered_in}s after start_app")
-    print(f"supervisor: {supervisor_state(stack)}")
-    assert recovered_in is not None, f"/v1/ready not 200 within {READY_WITHIN_SECONDS}s of the broker's return"
+    print(f"\noutage: {len(answers)} writes {summary}; ready {outage.recovered_in}s after start_app")
+    print(f"supervisor: {stack.children()}")
+    assert outage.recovered_in is not None, f"/v1/ready not 200 within {READY_WITHIN_SECONDS}s of the broker's return"
 
     unexpected = [a for a in answers if a.status not in (201, 503)]
-    assert unexpected == [], [(round(a.at - stopped_at, 1), a.status, a.text[:200]) for a in unexpected]
+    assert unexpected == [], [(round(a.at - outage.stopped_at, 1), a.status, a.text[:200]) for a in unexpected]
     for answer in answers:
         if answer.status == 503:
             assert answer.retry_after and int(answer.retry_after) > 0
             assert "non" in json.loads(answer.text)["detail"]  # an Italian message naming what is away
-    during = [a for a in answers if stopped_at <= a.at <= back_at]
+    during = [a for a in answers if outage.stopped_at <= a.at <= outage.back_at]
     assert during and all(a.status in (201, 503) for a in during)
     assert any(a.status == 503 for a in during), "the outage did not show: was the broker stopped?"
-    after = [a for a in answers if a.at >= ready_at]
+    after = [a for a in answers if a.at >= outage.ready_at]
     assert after and all(a.status == 201 for a in after), [(a.status, a.text[:200]) for a in after if a.status != 201]
 
     # No acknowledged write lost.
@@ -160,29 +173,16 @@ def test_ten_seconds_without_the_broker(stack: Stack, admin: httpx.Client, our_b
             assert ok(admin.get(f"/v1/partners/{answer.partner_id}"))["tax_code"] == answer.body["tax_code"]
 
 
-def supervisor_state(stack: Stack) -> dict[str, Any]:
-    status = subprocess.run(
-        [sys.executable, "scripts/stack.py", "status", "--json"],
-        env=stack.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    children: dict[str, Any] = json.loads(status.stdout)["children"]
-    return children
-
-
 @pytest.mark.parametrize("name", ["partners-1", "gateway"])
 def test_a_killed_process_is_restarted_by_the_supervisor(stack: Stack, admin: httpx.Client, name: str) -> None:
-    before = supervisor_state(stack)[name]
+    before = stack.children()[name]
     assert before["pid"], before
     os.kill(before["pid"], signal.SIGKILL)
 
     deadline = time.monotonic() + 20
     after = before
     while time.monotonic() < deadline:
-        after = supervisor_state(stack)[name]
+        after = stack.children()[name]
         if after["pid"] and after["pid"] != before["pid"]:
             break
         time.sleep(0.3)
@@ -279,17 +279,8 @@ def test_enrolment_requests_across_ten_seconds_without_the_broker(
 
     # A burst just before the stop: requests the broker holds but nobody has decided yet.
     burst = list(eventlet.GreenPool(BURST_BEFORE_STOP).imap(lambda _: trickle.send(), range(BURST_BEFORE_STOP)))
-    stopped_at, stopped_wall = time.monotonic(), datetime.now().astimezone()
-    try:
-        assert rabbitmqctl("stop_app").returncode == 0
-        time.sleep(OUTAGE_SECONDS)
-    finally:
-        started = rabbitmqctl("start_app")
-    back_at = time.monotonic()
-    assert started.returncode == 0, started.stderr
-
-    recovered_in = wait_ready(stack, READY_WITHIN_SECONDS)
-    ready_at = time.monotonic()
+    stopped_wall = datetime.now().astimezone()
+    outage = stop_broker(stack)
     time.sleep(5)  # requests once ready: every one must be accepted
     trickle.stop.set()
     writer.join(timeout=120)
@@ -297,20 +288,20 @@ def test_enrolment_requests_across_ten_seconds_without_the_broker(
 
     answers = burst + trickle.answers
     summary = {status: sum(1 for a in answers if a.status == status) for status in sorted({a.status for a in answers})}
-    print(f"\nenrolment outage: {len(answers)} requests {summary}; ready {recovered_in}s after start_app")
-    assert recovered_in is not None, f"/v1/ready not 200 within {READY_WITHIN_SECONDS}s of the broker's return"
+    print(f"\nenrolment outage: {len(answers)} requests {summary}; ready {outage.recovered_in}s after start_app")
+    assert outage.recovered_in is not None, f"/v1/ready not 200 within {READY_WITHIN_SECONDS}s of the broker's return"
 
     assert [a.status for a in burst] == [202] * BURST_BEFORE_STOP, [a.text[:200] for a in burst if a.status != 202]
     unexpected = [a for a in answers if a.status not in (202, 503)]
-    assert unexpected == [], [(round(a.at - stopped_at, 1), a.status, a.text[:200]) for a in unexpected]
+    assert unexpected == [], [(round(a.at - outage.stopped_at, 1), a.status, a.text[:200]) for a in unexpected]
     for answer in answers:
         if answer.status == 503:
             assert answer.retry_after and int(answer.retry_after) > 0, answer
             detail = json.loads(answer.text)["detail"]
             assert "non è raggiungibile" in detail and "Riprova" in detail, detail  # Italian, names what is away
-    during = [a for a in answers if stopped_at <= a.at <= back_at]
+    during = [a for a in answers if outage.stopped_at <= a.at <= outage.back_at]
     assert any(a.status == 503 for a in during), "the outage did not show: was the broker stopped?"
-    after = [a for a in answers if a.at >= ready_at]
+    after = [a for a in answers if a.at >= outage.ready_at]
     assert after and all(a.status == 202 for a in after), [(a.status, a.text[:200]) for a in after if a.status != 202]
 
     # Every 202 is decided once the broker is back: accepted means kept.
@@ -326,7 +317,7 @@ def test_enrolment_requests_across_ten_seconds_without_the_broker(
     assert len(listed) == len(set(listed)) and set(accepted) <= set(listed)
     assert roster["confirmed_count"] == ENROLMENT_SEATS
     after_stop = [i for i in accepted if datetime.fromisoformat(decided[i]["decided_at"]) > stopped_wall]
-    accepted_before_stop = {a.id for a in answers if a.status == 202 and a.at < stopped_at}
+    accepted_before_stop = {a.id for a in answers if a.status == 202 and a.at < outage.stopped_at}
     print(
         f"decided after the stop: {len(after_stop)} of {len(accepted)} accepted, "
         f"{len(accepted_before_stop & set(after_stop))} of them accepted before it; "

@@ -14,11 +14,8 @@ test polls until every one is decided.
   half-way: every accepted request decided exactly once (it runs last: ``disruptive``).
 """
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -78,24 +75,9 @@ def management(path: str) -> Any:
     return response.json()
 
 
-def supervised(stack: Stack) -> dict[str, Any]:
-    """The supervisor's children of ``stack`` (``scripts/stack.py status --json``)."""
-    status = subprocess.run(
-        [sys.executable, "scripts/stack.py", "status", "--json"],
-        env=stack.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    children: dict[str, Any] = json.loads(status.stdout)["children"]
-    return children
-
-
 def enrolment_pids(stack: Stack) -> dict[int, str]:
     """Pid -> name of each running enrolment instance."""
-    found = {c["pid"]: name for name, c in supervised(stack).items() if name.startswith("enrolment-") and c["pid"]}
+    found = {c["pid"]: name for name, c in stack.children().items() if name.startswith("enrolment-") and c["pid"]}
     return found
 
 
@@ -484,7 +466,7 @@ def test_click_day_survives_a_killed_decider(stack: Stack, admin: httpx.Client) 
     victim = consumers.active
     names = enrolment_pids(stack)
     victim_name = names[victim]
-    restarts_before = supervised(stack)[victim_name]["restarts"]
+    restarts_before = stack.children()[victim_name]["restarts"]
 
     killed: list[tuple[float, datetime]] = []
 
@@ -499,7 +481,7 @@ def test_click_day_survives_a_killed_decider(stack: Stack, admin: httpx.Client) 
     decided_in = wait_decided(day, REQUESTS, since=last_answer)
     decided = read_each(day, [r.id for r in receipts])
     after_kill = sum(1 for e in decided.values() if datetime.fromisoformat(e["decided_at"]) > killed[0][1])
-    state = supervised(stack)[victim_name]
+    state = stack.children()[victim_name]
     again = redelivered(stack, partition)
     print(
         f"\nkilled decider: {victim_name} (pid {victim}), active on {partition}, after {REQUESTS // 2} answers; "
@@ -517,7 +499,7 @@ def test_click_day_survives_a_killed_decider(stack: Stack, admin: httpx.Client) 
     while state["restarts"] <= restarts_before or not state["pid"]:
         assert time.monotonic() < deadline, state
         time.sleep(0.5)
-        state = supervised(stack)[victim_name]
+        state = stack.children()[victim_name]
     assert state["last_exit"] == -signal.SIGKILL and state["pid"] != victim
     back = every_partition_consumed_by_both(stack)
     assert all(len([p for p in c.pids if p]) == ENROLMENT_INSTANCES and c.active for c in back.values()), back
